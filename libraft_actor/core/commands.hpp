@@ -1,0 +1,132 @@
+// Outputs of the pure core: what the runtime must do, in order.
+//
+// Contract with the runtime:
+// - Storage writes (`save_hard_state`, `truncate_log`, `append_log`) carry
+//   increasing sequence numbers and must be made durable in that order; the
+//   runtime reports progress with `writes_persisted{seq}`. The core itself
+//   holds back every message whose truth depends on a write until that write
+//   is durable (thesis §3.8), so the runtime may send `send_message` at once.
+// - `apply_entries` hands out committed entries in order; report back with
+//   `entries_applied` once they are applied.
+// - `set_timer` replaces any earlier timer: deliver `timer_fired` at or after
+//   the deadline.
+#pragma once
+
+#include "libraft_actor/core/config.hpp"
+#include "libraft_actor/core/errors.hpp"
+#include "messages/rpc.hpp"
+
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace raft_actor {
+
+/// The role of a node (§5.1, plus pre-vote's pre-candidate).
+enum class node_role : uint8_t {
+  follower,
+  pre_candidate,
+  candidate,
+  leader,
+};
+
+/// Stable lower-case name of a role.
+const char* to_string(node_role r);
+
+/// Durably store term and vote (write number `seq`).
+struct save_hard_state {
+  /// Write sequence number.
+  uint64_t seq = 0;
+  /// The state to store.
+  hard_state state;
+};
+
+/// Durably delete every log entry with index >= `from` (write `seq`).
+struct truncate_log {
+  /// Write sequence number.
+  uint64_t seq = 0;
+  /// First index to delete.
+  index_t from = 0;
+};
+
+/// Durably append contiguous `entries` after the current last entry.
+struct append_log {
+  /// Write sequence number.
+  uint64_t seq = 0;
+  /// Entries, contiguous and following the log's last entry.
+  std::vector<log_entry> entries;
+};
+
+/// Send a message to another node (may be lost; the core copes).
+struct send_message {
+  /// The message; `header.to` names the receiver.
+  raft_message message;
+};
+
+/// Apply these committed entries, in order, to the state machine.
+struct apply_entries {
+  /// Contiguous committed entries following the last handed-out entry.
+  std::vector<log_entry> entries;
+};
+
+/// A proposal was appended to the leader's log at `id`; its answer comes
+/// when the entry at `id` is applied (if the entry there still has id.term).
+struct proposal_accepted {
+  /// The proposal's token.
+  uint64_t request_id = 0;
+  /// Where the entry was appended.
+  log_id id;
+};
+
+/// A client or admin request failed.
+struct request_failed {
+  /// The request's token.
+  uint64_t request_id = 0;
+  /// Why.
+  raft_error error = raft_error::none;
+  /// Known leader, if any (for `not_leader`).
+  node_id leader_hint = no_node;
+  /// Human-readable detail.
+  std::string detail;
+};
+
+/// An admin request (e.g. initialize) succeeded.
+struct request_succeeded {
+  /// The request's token.
+  uint64_t request_id = 0;
+};
+
+/// Wake the core at `deadline` (replaces the previous timer).
+struct set_timer {
+  /// Monotonic deadline.
+  raft_duration deadline{0};
+};
+
+/// Role, term or known leader changed (for logs and metrics).
+struct role_changed {
+  /// New role.
+  node_role role = node_role::follower;
+  /// Current term.
+  term_t term = 0;
+  /// Known leader (0 if none).
+  node_id leader = no_node;
+};
+
+/// Severity of a diagnostic.
+enum class severity : uint8_t { debug, info, warning, error };
+
+/// Something the runtime should log: usually rejected bad input.
+struct diagnostic {
+  /// How serious.
+  severity level = severity::info;
+  /// What happened.
+  std::string text;
+};
+
+/// Any output of the core.
+using command
+  = std::variant<save_hard_state, truncate_log, append_log, send_message,
+                 apply_entries, proposal_accepted, request_failed,
+                 request_succeeded, set_timer, role_changed, diagnostic>;
+
+} // namespace raft_actor

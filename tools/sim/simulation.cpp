@@ -1,0 +1,713 @@
+#include "tools/sim/simulation.hpp"
+
+#include "libraft_actor/core/raft_core.hpp"
+
+#include <cstdio>
+#include <deque>
+#include <map>
+#include <memory>
+#include <queue>
+#include <set>
+#include <sstream>
+#include <vector>
+
+namespace raft_actor::sim {
+
+namespace {
+
+constexpr int64_t usec_per_ms = 1000;
+constexpr uint64_t test_cluster_id = 0xc1;
+
+/// splitmix64: deterministic on every platform, unlike std distributions.
+struct rng {
+  uint64_t state;
+
+  uint64_t next() {
+    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  uint64_t below(uint64_t n) { return n == 0 ? 0 : next() % n; }
+  int64_t range(int64_t lo, int64_t hi) { // inclusive
+    return lo + static_cast<int64_t>(below(static_cast<uint64_t>(hi - lo + 1)));
+  }
+  bool chance(double p) {
+    return static_cast<double>(next() >> 11) * 0x1.0p-53 < p;
+  }
+};
+
+uint64_t mix(uint64_t h, uint64_t x) {
+  h ^= x + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+  return h * 0xff51afd7ed558ccdull;
+}
+
+uint64_t entry_hash(const log_entry& e) {
+  uint64_t h = mix(e.id.term, e.id.index);
+  h = mix(h, static_cast<uint64_t>(e.kind));
+  h = mix(h, static_cast<uint64_t>(e.leader_time_ms));
+  for (auto b : e.payload)
+    h = mix(h, b);
+  return h;
+}
+
+enum class ev_kind : uint8_t {
+  deliver,
+  timer,
+  storage_done,
+  apply_done,
+  propose,
+  fault_tick,
+  liveness_tick
+};
+
+struct sim_event {
+  int64_t at;
+  uint64_t order;
+  ev_kind kind;
+  node_id node;
+  uint64_t incarnation;
+  uint64_t arg;
+  raft_message msg;
+};
+
+struct later {
+  bool operator()(const sim_event& a, const sim_event& b) const {
+    return a.at != b.at ? a.at > b.at : a.order > b.order;
+  }
+};
+
+struct sim_node {
+  node_id id = 0;
+  std::unique_ptr<raft_core> core;
+  uint64_t incarnation = 0;
+  // What survives a crash.
+  hard_state durable_hs;
+  std::vector<log_entry> durable_log;
+  // Issued but not yet durable writes.
+  std::deque<command> pending;
+  int64_t storage_free_at = 0;
+  // Timer.
+  uint64_t timer_gen = 0;
+  // Mirror of the in-memory log: prefix_hash[i-1] covers entries 1..i.
+  std::vector<uint64_t> prefix_hash;
+  index_t seen_commit = 0;
+  index_t applied = 0;
+  term_t leader_term = 0;
+  index_t leader_last = 0;
+  int64_t down_since = 0;
+  // Proposals this node accepted as leader: log id -> client payload id.
+  std::map<std::pair<term_t, index_t>, uint64_t> accepted;
+};
+
+class simulation {
+public:
+  simulation(const sim_options& opts,
+             std::function<void(const std::string&)> log)
+      : opts_(opts), log_(std::move(log)), rng_{opts.seed} {}
+
+  sim_result run();
+
+private:
+  // -- helpers
+  // -----------------------------------------------------------------
+
+  std::string when() const {
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "t=%.3fs", static_cast<double>(now_) / 1e6);
+    return buf;
+  }
+
+  void say(const std::string& line) {
+    if (opts_.narrate || opts_.trace)
+      log_(when() + " " + line);
+  }
+
+  void fail(const std::string& why) {
+    if (failed_)
+      return;
+    failed_ = true;
+    result_.failure
+      = when() + " seed " + std::to_string(opts_.seed) + ": " + why;
+  }
+
+  void schedule(sim_event ev) {
+    ev.order = order_++;
+    queue_.push(std::move(ev));
+  }
+
+  sim_node& node(node_id id) { return nodes_[id - 1]; }
+
+  core_config make_config(node_id id) {
+    core_config cfg;
+    cfg.id = id;
+    cfg.cluster_id = test_cluster_id;
+    cfg.pre_vote = opts_.pre_vote;
+    cfg.check_quorum = opts_.pre_vote;
+    cfg.random_seed = rng_.next();
+    cfg.max_entries_per_append = rng_.chance(0.5) ? 1 : 1 + rng_.below(16);
+    cfg.max_inflight_appends = 1 + rng_.below(8);
+    return cfg;
+  }
+
+  clock_reading reading() const {
+    return {raft_duration(now_), 1'700'000'000'000 + now_ / usec_per_ms};
+  }
+
+  void start(sim_node& n);
+  void crash(sim_node& n);
+  void step(sim_node& n, event ev);
+  void handle(sim_node& n, command& c, std::vector<log_entry>& applied);
+  void mirror_append(sim_node& n, const std::vector<log_entry>& entries);
+  void send(sim_node& from, raft_message m);
+  void on_storage_done(sim_node& n, uint64_t seq);
+  void fault_tick();
+  void heal_all();
+  void liveness_tick();
+  bool blocked(node_id a, node_id b) const { return cuts_.count({a, b}) > 0; }
+  void check_final();
+
+  // -- state -----------------------------------------------------------------
+
+  sim_options opts_;
+  std::function<void(const std::string&)> log_;
+  rng rng_;
+  int64_t now_ = 0;
+  uint64_t order_ = 0;
+  std::priority_queue<sim_event, std::vector<sim_event>, later> queue_;
+  std::vector<sim_node> nodes_;
+  std::set<std::pair<node_id, node_id>> cuts_;
+  bool faults_ = true;
+  bool failed_ = false;
+  sim_result result_;
+  uint64_t next_payload_ = 1;
+
+  // Global knowledge for the safety checks.
+  std::map<term_t, node_id> leaders_; // election safety
+  std::map<std::pair<index_t, term_t>, uint64_t> log_registry_; // log matching
+  std::vector<uint64_t> committed_;  // committed_[i-1]: prefix hash at i
+  std::map<uint64_t, log_id> acked_; // payload id -> where it committed
+  uint64_t liveness_acked_ = 0;
+  std::set<uint64_t> liveness_payloads_;
+};
+
+// -- node lifecycle
+// -------------------------------------------------------------
+
+void simulation::start(sim_node& n) {
+  recovered_state rec;
+  rec.state = n.durable_hs;
+  rec.entries = n.durable_log;
+  try {
+    n.core = std::make_unique<raft_core>(make_config(n.id), std::move(rec),
+                                         reading());
+  } catch (const std::exception& e) {
+    fail("node " + std::to_string(n.id) + " failed to restart: " + e.what());
+    return;
+  }
+  n.prefix_hash.clear();
+  n.seen_commit = 0;
+  n.applied = 0;
+  n.leader_term = 0;
+  n.leader_last = 0;
+  mirror_append(n, n.durable_log);
+  auto d = n.core->next_deadline();
+  ++n.timer_gen;
+  if (d.count() > 0)
+    schedule(
+      {d.count(), 0, ev_kind::timer, n.id, n.incarnation, n.timer_gen, {}});
+}
+
+void simulation::crash(sim_node& n) {
+  // Unsynced writes may or may not have reached the disk: keep a random
+  // prefix of them (never a later write without the earlier ones).
+  auto keep = rng_.below(n.pending.size() + 1);
+  while (keep-- > 0) {
+    auto c = std::move(n.pending.front());
+    n.pending.pop_front();
+    if (auto* hs = std::get_if<save_hard_state>(&c))
+      n.durable_hs = hs->state;
+    else if (auto* t = std::get_if<truncate_log>(&c))
+      n.durable_log.resize(t->from - 1);
+    else if (auto* a = std::get_if<append_log>(&c))
+      for (auto& e : a->entries)
+        n.durable_log.push_back(e);
+  }
+  n.pending.clear();
+  n.core.reset();
+  ++n.incarnation;
+  n.storage_free_at = now_;
+  n.accepted.clear();
+  n.down_since = now_;
+  ++result_.crashes;
+  say("node " + std::to_string(n.id) + " crashed");
+}
+
+// -- stepping
+// -------------------------------------------------------------------
+
+void simulation::step(sim_node& n, event ev) {
+  if (!n.core || failed_)
+    return;
+  ++result_.steps;
+  std::vector<command> cmds;
+  try {
+    cmds = n.core->step(reading(), std::move(ev));
+  } catch (const std::exception& e) {
+    fail(std::string("node threw: ") + e.what());
+    return;
+  }
+  std::vector<log_entry> applied;
+  bool truncated = false;
+  for (auto& c : cmds) {
+    truncated |= std::holds_alternative<truncate_log>(c);
+    handle(n, c, applied);
+    if (failed_)
+      return;
+  }
+  auto& core = *n.core;
+  // Leader Append-Only (§5.3): a leader never deletes or overwrites entries.
+  if (core.role() == node_role::leader) {
+    if (n.leader_term == core.current_term()) {
+      if (truncated || core.log().last_index() < n.leader_last)
+        return fail("leader append-only broken on node "
+                    + std::to_string(n.id));
+    }
+    n.leader_term = core.current_term();
+    n.leader_last = core.log().last_index();
+  } else {
+    n.leader_term = 0;
+  }
+  // The mirror must track the core's log exactly.
+  if (n.prefix_hash.size() != core.log().last_index())
+    return fail("simulation mirror out of sync on node "
+                + std::to_string(n.id));
+  // Commits: record globally; any two nodes must agree (State Machine Safety).
+  for (auto i = n.seen_commit + 1; i <= core.commit_index(); ++i) {
+    auto h = n.prefix_hash[i - 1];
+    if (i <= committed_.size()) {
+      if (committed_[i - 1] != h)
+        return fail("node " + std::to_string(n.id)
+                    + " committed a different entry at index "
+                    + std::to_string(i));
+    } else {
+      committed_.push_back(h);
+    }
+  }
+  n.seen_commit = std::max(n.seen_commit, core.commit_index());
+  for (const auto& e : applied) {
+    auto i = e.id.index;
+    if (i != n.applied + 1)
+      return fail("node " + std::to_string(n.id) + " applied index "
+                  + std::to_string(i) + " out of order");
+    if (i > committed_.size() || committed_[i - 1] != n.prefix_hash[i - 1])
+      return fail("node " + std::to_string(n.id)
+                  + " applied an uncommitted or different entry at index "
+                  + std::to_string(i));
+    n.applied = i;
+    auto acc = n.accepted.find({e.id.term, e.id.index});
+    if (acc != n.accepted.end()) {
+      // The client gets its answer now: the write is acknowledged.
+      acked_[acc->second] = e.id;
+      if (liveness_payloads_.count(acc->second))
+        ++liveness_acked_;
+      n.accepted.erase(acc);
+    }
+  }
+  if (!applied.empty())
+    schedule({now_,
+              0,
+              ev_kind::apply_done,
+              n.id,
+              n.incarnation,
+              applied.back().id.index,
+              {}});
+}
+
+void simulation::mirror_append(sim_node& n,
+                               const std::vector<log_entry>& entries) {
+  for (const auto& e : entries) {
+    if (e.id.index != n.prefix_hash.size() + 1)
+      return fail("node " + std::to_string(n.id) + " appended index "
+                  + std::to_string(e.id.index) + " out of order");
+    uint64_t prev = n.prefix_hash.empty() ? 0 : n.prefix_hash.back();
+    auto h = mix(prev, entry_hash(e));
+    n.prefix_hash.push_back(h);
+    // Log Matching (§5.3): same index and term => identical prefixes.
+    auto [it, fresh]
+      = log_registry_.emplace(std::make_pair(e.id.index, e.id.term), h);
+    if (!fresh && it->second != h)
+      return fail("log matching broken: node " + std::to_string(n.id)
+                  + " holds a different log up to index "
+                  + std::to_string(e.id.index) + " term "
+                  + std::to_string(e.id.term));
+  }
+}
+
+void simulation::handle(sim_node& n, command& c,
+                        std::vector<log_entry>& applied) {
+  auto schedule_write = [&](uint64_t seq) {
+    auto delay = rng_.chance(0.05) ? rng_.range(5, 40) * usec_per_ms
+                                   : rng_.range(50, 2000);
+    n.storage_free_at = std::max(n.storage_free_at, now_) + delay;
+    schedule({n.storage_free_at,
+              0,
+              ev_kind::storage_done,
+              n.id,
+              n.incarnation,
+              seq,
+              {}});
+  };
+  if (auto* hs = std::get_if<save_hard_state>(&c)) {
+    auto seq = hs->seq;
+    n.pending.push_back(std::move(c));
+    schedule_write(seq);
+  } else if (auto* t = std::get_if<truncate_log>(&c)) {
+    if (t->from == 0 || t->from > n.prefix_hash.size() + 1)
+      return fail("bad truncate_log command");
+    n.prefix_hash.resize(t->from - 1);
+    auto seq = t->seq;
+    n.pending.push_back(std::move(c));
+    schedule_write(seq);
+  } else if (auto* a = std::get_if<append_log>(&c)) {
+    mirror_append(n, a->entries);
+    auto seq = a->seq;
+    n.pending.push_back(std::move(c));
+    schedule_write(seq);
+  } else if (auto* s = std::get_if<send_message>(&c)) {
+    send(n, std::move(s->message));
+  } else if (auto* ap = std::get_if<apply_entries>(&c)) {
+    for (auto& e : ap->entries)
+      applied.push_back(std::move(e));
+  } else if (auto* pa = std::get_if<proposal_accepted>(&c)) {
+    n.accepted[{pa->id.term, pa->id.index}] = pa->request_id;
+  } else if (auto* st = std::get_if<set_timer>(&c)) {
+    ++n.timer_gen;
+    if (st->deadline.count() > 0)
+      schedule({st->deadline.count(),
+                0,
+                ev_kind::timer,
+                n.id,
+                n.incarnation,
+                n.timer_gen,
+                {}});
+  } else if (auto* rc = std::get_if<role_changed>(&c)) {
+    if (rc->role == node_role::leader) {
+      auto [it, fresh] = leaders_.emplace(rc->term, n.id);
+      if (!fresh && it->second != n.id)
+        return fail("election safety broken: nodes "
+                    + std::to_string(it->second) + " and "
+                    + std::to_string(n.id) + " both lead term "
+                    + std::to_string(rc->term));
+      ++result_.elections;
+      // Leader Completeness (§5.4): every committed entry is in its log.
+      auto c_last = committed_.size();
+      if (c_last > 0
+          && (n.prefix_hash.size() < c_last
+              || n.prefix_hash[c_last - 1] != committed_[c_last - 1]))
+        return fail(
+          "leader completeness broken: new leader " + std::to_string(n.id)
+          + " of term " + std::to_string(rc->term)
+          + " lacks committed entries up to index " + std::to_string(c_last));
+      say("node " + std::to_string(n.id) + " became leader of term "
+          + std::to_string(rc->term));
+    }
+  } else if (auto* d = std::get_if<diagnostic>(&c)) {
+    if (d->level == severity::error)
+      return fail("node " + std::to_string(n.id)
+                  + " reported an error: " + d->text);
+    if (opts_.trace)
+      say("node " + std::to_string(n.id) + ": " + d->text);
+  }
+}
+
+void simulation::send(sim_node& from, raft_message m) {
+  ++result_.messages;
+  auto to = header_of(m).to;
+  if (to == 0 || to > nodes_.size())
+    return fail("message to unknown node " + std::to_string(to));
+  if (opts_.trace)
+    say("send " + std::string(message_name(m)) + " " + std::to_string(from.id)
+        + "->" + std::to_string(to) + " term " + std::to_string(term_of(m)));
+  int copies = 1;
+  if (faults_) {
+    if (rng_.chance(opts_.drop_rate)) {
+      ++result_.dropped;
+      return;
+    }
+    if (rng_.chance(opts_.duplicate_rate))
+      copies = 2;
+  }
+  for (int i = 0; i < copies; ++i) {
+    // Mostly quick, sometimes slow: slow messages overtake nothing but are
+    // overtaken, which reorders the stream.
+    int64_t delay = faults_ && rng_.chance(0.05)
+                      ? rng_.range(20, 200) * usec_per_ms
+                      : rng_.range(100, 3000);
+    schedule({now_ + delay, 0, ev_kind::deliver, to, 0, from.id, m});
+  }
+}
+
+void simulation::on_storage_done(sim_node& n, uint64_t seq) {
+  while (!n.pending.empty()) {
+    auto& c = n.pending.front();
+    uint64_t s = std::visit(
+      [](const auto& x) -> uint64_t {
+        using T = std::decay_t<decltype(x)>;
+        if constexpr (
+          std::is_same_v<
+            T,
+            save_hard_state> || std::is_same_v<T, truncate_log> || std::is_same_v<T, append_log>)
+          return x.seq;
+        else
+          return 0;
+      },
+      c);
+    if (s > seq)
+      break;
+    if (auto* hs = std::get_if<save_hard_state>(&c)) {
+      n.durable_hs = hs->state;
+    } else if (auto* t = std::get_if<truncate_log>(&c)) {
+      n.durable_log.resize(t->from - 1);
+    } else if (auto* a = std::get_if<append_log>(&c)) {
+      for (auto& e : a->entries) {
+        if (e.id.index != n.durable_log.size() + 1)
+          return fail("append_log does not follow the durable log");
+        n.durable_log.push_back(e);
+      }
+    }
+    n.pending.pop_front();
+  }
+  step(n, writes_persisted{seq});
+}
+
+// -- faults
+// -----------------------------------------------------------------------
+
+void simulation::fault_tick() {
+  auto n_nodes = nodes_.size();
+  // Leaders crash more often than others: that is where the hard cases are
+  // (Figure 8 needs a leader to fail right after replicating to a few).
+  for (auto& n : nodes_)
+    if (n.core && n.core->role() == node_role::leader && rng_.chance(0.05))
+      crash(n);
+  for (auto& n : nodes_) {
+    if (n.core && rng_.chance(0.015))
+      crash(n);
+    else if (!n.core && now_ - n.down_since > 300 * usec_per_ms
+             && rng_.chance(0.3)) {
+      say("node " + std::to_string(n.id) + " restarts");
+      start(n);
+    }
+  }
+  if (cuts_.empty() && rng_.chance(0.06)) {
+    // Cut a random group off from the rest, sometimes in one direction only.
+    std::set<node_id> group;
+    auto size = 1 + rng_.below(n_nodes / 2 + 1);
+    while (group.size() < size)
+      group.insert(1 + rng_.below(n_nodes));
+    bool one_way = rng_.chance(0.3);
+    for (node_id a = 1; a <= n_nodes; ++a)
+      for (node_id b = 1; b <= n_nodes; ++b)
+        if (group.count(a) && !group.count(b)) {
+          cuts_.insert({a, b});
+          if (!one_way)
+            cuts_.insert({b, a});
+        }
+    std::string members;
+    for (auto g : group)
+      members += std::to_string(g) + " ";
+    say(std::string("partition: nodes ") + members + "cut off"
+        + (one_way ? " (outgoing only)" : ""));
+    ++result_.partitions;
+  } else if (!cuts_.empty() && rng_.chance(0.15)) {
+    cuts_.clear();
+    say("partition healed");
+  }
+}
+
+void simulation::heal_all() {
+  faults_ = false;
+  cuts_.clear();
+  for (auto& n : nodes_)
+    if (!n.core) {
+      say("node " + std::to_string(n.id) + " restarts");
+      start(n);
+    }
+  say("faults stop; the cluster must recover");
+}
+
+void simulation::liveness_tick() {
+  // Propose to the leader of the highest term until enough writes landed.
+  node_id leader = 0;
+  term_t best = 0;
+  for (auto& n : nodes_)
+    if (n.core && n.core->role() == node_role::leader
+        && n.core->current_term() >= best) {
+      best = n.core->current_term();
+      leader = n.id;
+    }
+  if (leader != 0 && liveness_payloads_.size() < 50) {
+    auto id = next_payload_++;
+    liveness_payloads_.insert(id);
+    step(node(leader),
+         client_proposal{
+           id, {static_cast<uint8_t>(id), static_cast<uint8_t>(id >> 8)}});
+  }
+}
+
+void simulation::check_final() {
+  // Acknowledged writes are never lost: each is in every node's log.
+  for (const auto& [payload, id] : acked_) {
+    for (auto& n : nodes_) {
+      const auto& log = n.core->log();
+      if (log.last_index() < id.index || log.at(id.index).id != id)
+        return fail("acknowledged write " + std::to_string(payload)
+                    + " at index " + std::to_string(id.index)
+                    + " is missing on node " + std::to_string(n.id));
+    }
+  }
+}
+
+sim_result simulation::run() {
+  nodes_.resize(static_cast<size_t>(opts_.nodes));
+  membership m;
+  for (int i = 0; i < opts_.nodes; ++i) {
+    nodes_[static_cast<size_t>(i)].id = static_cast<node_id>(i + 1);
+    m.voters[static_cast<node_id>(i + 1)] = "sim:" + std::to_string(i + 1);
+  }
+  for (auto& n : nodes_)
+    start(n);
+  // Cluster formation: initialize on a random non-empty subset of members.
+  auto first = 1 + rng_.below(nodes_.size());
+  for (auto& n : nodes_)
+    if (n.id == first || rng_.chance(0.5))
+      step(n, initialize_cluster{0, m});
+
+  auto fault_end = opts_.fault_ms * usec_per_ms;
+  auto deadline = fault_end + opts_.liveness_ms * usec_per_ms;
+  for (int64_t t = 100 * usec_per_ms; t < fault_end; t += 100 * usec_per_ms)
+    schedule({t, 0, ev_kind::fault_tick, 0, 0, 0, {}});
+  if (opts_.proposals_per_sec > 0) {
+    int64_t gap = 1'000'000 / opts_.proposals_per_sec;
+    for (int64_t t = gap; t < fault_end; t += rng_.range(1, 2 * gap))
+      schedule({t, 0, ev_kind::propose, 0, 0, 0, {}});
+  }
+  schedule({fault_end, 0, ev_kind::fault_tick, 0, 1, 0, {}});
+  for (int64_t t = fault_end; t < deadline; t += 50 * usec_per_ms)
+    schedule({t, 0, ev_kind::liveness_tick, 0, 0, 0, {}});
+
+  bool recovered = false;
+  while (!queue_.empty() && !failed_) {
+    auto ev = queue_.top();
+    queue_.pop();
+    if (ev.at > deadline)
+      break;
+    now_ = ev.at;
+    switch (ev.kind) {
+      case ev_kind::deliver: {
+        auto& n = node(ev.node);
+        if (!n.core || (faults_ && blocked(ev.arg, ev.node))) {
+          ++result_.dropped;
+          break;
+        }
+        if (opts_.trace)
+          say("deliver " + std::string(message_name(ev.msg)) + " "
+              + std::to_string(ev.arg) + "->" + std::to_string(ev.node));
+        step(n, message_received{std::move(ev.msg)});
+        break;
+      }
+      case ev_kind::timer: {
+        auto& n = node(ev.node);
+        if (n.incarnation == ev.incarnation && n.timer_gen == ev.arg)
+          step(n, timer_fired{});
+        break;
+      }
+      case ev_kind::storage_done: {
+        auto& n = node(ev.node);
+        if (n.core && n.incarnation == ev.incarnation)
+          on_storage_done(n, ev.arg);
+        break;
+      }
+      case ev_kind::apply_done: {
+        auto& n = node(ev.node);
+        if (n.core && n.incarnation == ev.incarnation)
+          step(n, entries_applied{ev.arg});
+        break;
+      }
+      case ev_kind::propose: {
+        // Clients mostly find the leader, sometimes ask a random node.
+        node_id target = 1 + rng_.below(nodes_.size());
+        if (rng_.chance(0.8))
+          for (auto& n : nodes_)
+            if (n.core && n.core->role() == node_role::leader)
+              target = n.id;
+        auto id = next_payload_++;
+        std::vector<uint8_t> payload(1 + rng_.below(64),
+                                     static_cast<uint8_t>(id));
+        step(node(target), client_proposal{id, std::move(payload)});
+        break;
+      }
+      case ev_kind::fault_tick:
+        if (ev.incarnation == 1)
+          heal_all();
+        else
+          fault_tick();
+        break;
+      case ev_kind::liveness_tick:
+        liveness_tick();
+        break;
+    }
+    // Done once faults stopped, enough new writes were acknowledged and every
+    // node applied everything the leader committed.
+    if (!faults_ && liveness_acked_ >= 5) {
+      index_t top = 0;
+      for (auto& n : nodes_)
+        if (n.core->role() == node_role::leader)
+          top = std::max(top, n.core->commit_index());
+      bool all = top > 0;
+      for (auto& n : nodes_)
+        all = all && n.core->last_applied() >= top
+              && n.core->commit_index() == top;
+      if (all) {
+        recovered = true;
+        break;
+      }
+    }
+  }
+  if (!failed_ && !recovered)
+    fail("no recovery within " + std::to_string(opts_.liveness_ms)
+         + " ms after faults stopped (" + std::to_string(liveness_acked_)
+         + " of 5 writes acknowledged)");
+  if (!failed_)
+    check_final();
+  result_.ok = !failed_;
+  result_.acknowledged = acked_.size();
+  result_.committed = committed_.size();
+  if (!failed_)
+    say("recovered: " + std::to_string(result_.committed)
+        + " entries committed, " + std::to_string(result_.acknowledged)
+        + " writes acknowledged");
+  return result_;
+}
+
+} // namespace
+
+sim_result run_simulation(const sim_options& opts,
+                          const std::function<void(const std::string&)>& log) {
+  auto sink = log ? log : [](const std::string& line) {
+    std::fputs(line.c_str(), stdout);
+    std::fputc('\n', stdout);
+  };
+  try {
+    simulation s(opts, sink);
+    return s.run();
+  } catch (const std::exception& e) {
+    sim_result r;
+    r.failure
+      = "seed " + std::to_string(opts.seed) + ": simulation threw: " + e.what();
+    return r;
+  }
+}
+
+} // namespace raft_actor::sim
