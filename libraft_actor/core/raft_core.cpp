@@ -164,6 +164,9 @@ void raft_core::dispatch(event& ev) {
       },
       m->message);
   } else if (std::holds_alternative<timer_fired>(ev)) {
+    // The runtime's timer is spent: always name the next deadline again,
+    // even if it did not change (the timer may have fired early).
+    armed_deadline_ = raft_duration{-1};
     auto now = now_.monotonic;
     if (role_ == node_role::leader) {
       if (cfg_.check_quorum && now >= check_quorum_deadline_)

@@ -234,6 +234,10 @@ void simulation::crash(sim_node& n) {
         n.durable_log.push_back(e);
   }
   n.pending.clear();
+  if (opts_.lying_disk && !n.durable_log.empty()) {
+    auto lose = std::min<size_t>(n.durable_log.size(), 1 + rng_.below(3));
+    n.durable_log.resize(n.durable_log.size() - lose);
+  }
   n.core.reset();
   ++n.incarnation;
   n.storage_free_at = now_;

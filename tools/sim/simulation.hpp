@@ -29,6 +29,9 @@ struct sim_options {
   int proposals_per_sec = 50;
   /// Use pre-vote and check-quorum.
   bool pre_vote = true;
+  /// Checker self-test: the disk lies, and a crash also loses the last few
+  /// *durable* log entries. Runs with this set must fail some checks.
+  bool lying_disk = false;
   /// Print a narrative of what happens (elections, crashes, partitions).
   bool narrate = false;
   /// Print every message and command (very verbose).
