@@ -25,8 +25,7 @@ uint64_t seed_count() {
   return 1000;
 }
 
-void quiet(const std::string&) {
-}
+void quiet(const std::string&) {}
 
 /// Runs `count` seeds from `from`; reports every failure with its replay.
 void run_seeds(uint64_t from, uint64_t count, int nodes, bool pre_vote) {
@@ -48,8 +47,8 @@ void run_seeds(uint64_t from, uint64_t count, int nodes, bool pre_vote) {
     CHECK(r.acknowledged > 0);
   }
   MESSAGE((count - failed) << " of " << count << " seeds passed (" << nodes
-                         << " nodes, pre-vote " << std::string(pre_vote ? "on" : "off")
-                         << ")");
+                           << " nodes, pre-vote "
+                           << std::string(pre_vote ? "on" : "off") << ")");
 }
 
 } // namespace
@@ -74,7 +73,8 @@ TEST_CASE("simulation: a seed replays exactly") {
   std::vector<std::string> first;
   std::vector<std::string> second;
   auto a = run_simulation(o, [&](const std::string& l) { first.push_back(l); });
-  auto b = run_simulation(o, [&](const std::string& l) { second.push_back(l); });
+  auto b
+    = run_simulation(o, [&](const std::string& l) { second.push_back(l); });
   CHECK(a.ok);
   CHECK(first.size() > 1000);
   CHECK(first == second);

@@ -670,6 +670,12 @@ sim_result simulation::run() {
         if (n.core->role() == node_role::leader)
           top = std::max(top, n.core->commit_index());
       bool all = top > 0;
+      // Every proposal the current leader accepted in its term has been
+      // answered (applied): nothing it took on is stuck.
+      for (auto& n : nodes_)
+        if (n.core->role() == node_role::leader)
+          for (const auto& kv : n.accepted)
+            all = all && kv.first.first != n.core->current_term();
       for (auto& n : nodes_)
         all = all && n.core->last_applied() >= top
               && n.core->commit_index() == top;

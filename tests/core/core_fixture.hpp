@@ -1,0 +1,396 @@
+// A small harness for the rule-by-rule tests of the pure Raft core.
+//
+// One `harness` owns one raft_core, a virtual monotonic clock (microseconds)
+// and the commands the core returned: `last` holds those of the most recent
+// step, `history` every command since construction. Tests drive the core by
+// hand (deliver a message, fire the timer, report writes durable) and assert
+// both the new state and the exact command list, in the spirit of etcd's
+// raft_paper_test.go. Nothing here is clever: every message a test delivers
+// is either taken from another core's output or built by the helpers below.
+#pragma once
+
+#include "libraft_actor/core/quorum.hpp"
+#include "libraft_actor/core/raft_core.hpp"
+#include "messages/membership_codec.hpp"
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <initializer_list>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace raft_actor::test {
+
+using namespace std::chrono_literals;
+
+/// The cluster id every test node uses.
+inline constexpr uint64_t test_cluster = 42;
+
+/// Fixed timeouts: min == max makes election deadlines exact.
+inline constexpr raft_duration election_timeout = 100ms;
+inline constexpr raft_duration heartbeat = 20ms;
+
+/// Virtual time at which every harness starts (not 0, which the core uses
+/// for "no timer").
+inline constexpr raft_duration start_time = 1s;
+
+// -- building blocks ----------------------------------------------------------
+
+/// A membership whose voters are `ids` (addresses empty).
+inline membership voters_of(std::initializer_list<node_id> ids) {
+  membership m;
+  for (auto id : ids)
+    m.voters.emplace(id, "");
+  return m;
+}
+
+/// A log entry; normal entries get a payload of `payload_size` bytes.
+inline log_entry make_entry(term_t term, index_t index,
+                            entry_kind kind = entry_kind::normal,
+                            size_t payload_size = 0) {
+  log_entry e;
+  e.id = {term, index};
+  e.kind = kind;
+  e.leader_time_ms = 0;
+  e.payload.assign(payload_size, static_cast<uint8_t>(index & 0xff));
+  return e;
+}
+
+/// The entry `initialize_cluster` writes at `bootstrap_log_id`.
+inline log_entry bootstrap_entry(const membership& m) {
+  log_entry e;
+  e.id = bootstrap_log_id;
+  e.kind = entry_kind::membership;
+  e.leader_time_ms = 0;
+  e.payload = encode_membership(m);
+  return e;
+}
+
+/// Normal entries with the given terms, at indexes first, first + 1, ...
+inline std::vector<log_entry> entries_with_terms(index_t first,
+                                                 std::vector<term_t> terms) {
+  std::vector<log_entry> out;
+  for (size_t i = 0; i < terms.size(); ++i)
+    out.push_back(make_entry(terms[i], first + i));
+  return out;
+}
+
+/// A recovered state whose log is the bootstrap entry of `m` followed by
+/// `entries` (which must start at index 2).
+inline recovered_state make_recovered(const membership& m, hard_state hs,
+                                      std::vector<log_entry> entries = {},
+                                      index_t last_applied = 0) {
+  recovered_state r;
+  r.state = hs;
+  r.entries.push_back(bootstrap_entry(m));
+  for (auto& e : entries)
+    r.entries.push_back(std::move(e));
+  r.last_applied = last_applied;
+  return r;
+}
+
+/// A config with fixed timeouts, invariant checks on, and pre-vote and
+/// check-quorum off unless a test asks for them.
+inline core_config make_config(node_id id, bool pre_vote = false,
+                               bool check_quorum = false) {
+  core_config c;
+  c.id = id;
+  c.cluster_id = test_cluster;
+  c.election_timeout_min = election_timeout;
+  c.election_timeout_max = election_timeout;
+  c.heartbeat_interval = heartbeat;
+  c.pre_vote = pre_vote;
+  c.check_quorum = check_quorum;
+  c.check_invariants = true;
+  return c;
+}
+
+/// A header from `from` to `to` in the test cluster.
+inline rpc_header header(node_id from, node_id to) {
+  rpc_header h;
+  h.cluster_id = test_cluster;
+  h.version = protocol_version;
+  h.from = from;
+  h.to = to;
+  return h;
+}
+
+inline request_vote_request vote_request(node_id from, node_id to, term_t term,
+                                         log_id last_log,
+                                         bool pre_vote = false) {
+  request_vote_request r;
+  r.header = header(from, to);
+  r.term = term;
+  r.last_log = last_log;
+  r.pre_vote = pre_vote;
+  return r;
+}
+
+inline request_vote_response vote_response(node_id from, node_id to,
+                                           term_t term, bool granted,
+                                           bool pre_vote = false) {
+  request_vote_response r;
+  r.header = header(from, to);
+  r.term = term;
+  r.vote_granted = granted;
+  r.pre_vote = pre_vote;
+  return r;
+}
+
+inline append_entries_request append_request(node_id from, node_id to,
+                                             term_t term, log_id prev,
+                                             std::vector<log_entry> entries,
+                                             index_t leader_commit = 0) {
+  append_entries_request r;
+  r.header = header(from, to);
+  r.term = term;
+  r.prev_log = prev;
+  r.entries = std::move(entries);
+  r.leader_commit = leader_commit;
+  return r;
+}
+
+inline append_entries_response append_ack(node_id from, node_id to,
+                                          term_t term, index_t match) {
+  append_entries_response r;
+  r.header = header(from, to);
+  r.term = term;
+  r.success = true;
+  r.match_index = match;
+  r.last_log_index = match;
+  return r;
+}
+
+inline append_entries_response
+append_reject(node_id from, node_id to, term_t term, index_t rejected_prev,
+              term_t conflict_term, index_t conflict_index, index_t last) {
+  append_entries_response r;
+  r.header = header(from, to);
+  r.term = term;
+  r.success = false;
+  r.rejected_prev_index = rejected_prev;
+  r.conflict_term = conflict_term;
+  r.conflict_index = conflict_index;
+  r.last_log_index = last;
+  return r;
+}
+
+// -- looking at commands ------------------------------------------------------
+
+/// Every command of type T in `cmds`, in order.
+template <class T>
+std::vector<T> pick(const std::vector<command>& cmds) {
+  std::vector<T> out;
+  for (const auto& c : cmds)
+    if (const auto* x = std::get_if<T>(&c))
+      out.push_back(*x);
+  return out;
+}
+
+/// Every message of type M sent by `cmds`, in order.
+template <class M>
+std::vector<M> sent(const std::vector<command>& cmds) {
+  std::vector<M> out;
+  for (const auto& c : cmds)
+    if (const auto* s = std::get_if<send_message>(&c))
+      if (const auto* m = std::get_if<M>(&s->message))
+        out.push_back(*m);
+  return out;
+}
+
+/// Every message of type M sent to `to` by `cmds`, in order.
+template <class M>
+std::vector<M> sent_to(const std::vector<command>& cmds, node_id to) {
+  std::vector<M> out;
+  for (auto& m : sent<M>(cmds))
+    if (m.header.to == to)
+      out.push_back(m);
+  return out;
+}
+
+/// Diagnostics of at least `level`.
+inline std::vector<diagnostic> diagnostics(const std::vector<command>& cmds,
+                                           severity level = severity::debug) {
+  std::vector<diagnostic> out;
+  for (auto& d : pick<diagnostic>(cmds))
+    if (d.level >= level)
+      out.push_back(d);
+  return out;
+}
+
+/// A compact, readable trace of a command list, e.g.
+/// "save_hard_state send:vote->2 set_timer role_changed", so that a test can
+/// assert the exact kinds and order of commands in one comparison.
+inline std::string trace(const std::vector<command>& cmds) {
+  static const char* msg_names[] = {"vote",     "vote_resp",     "append",
+                                    "append_resp", "snapshot", "snapshot_resp",
+                                    "timeout_now"};
+  std::string out;
+  for (const auto& c : cmds) {
+    if (!out.empty())
+      out += ' ';
+    std::visit(
+      [&](const auto& x) {
+        using T = std::decay_t<decltype(x)>;
+        if constexpr (std::is_same_v<T, save_hard_state>)
+          out += "save_hard_state";
+        else if constexpr (std::is_same_v<T, truncate_log>)
+          out += "truncate_log";
+        else if constexpr (std::is_same_v<T, append_log>)
+          out += "append_log";
+        else if constexpr (std::is_same_v<T, send_message>)
+          out += std::string("send:") + msg_names[x.message.index()] + "->"
+                 + std::to_string(header_of(x.message).to);
+        else if constexpr (std::is_same_v<T, apply_entries>)
+          out += "apply";
+        else if constexpr (std::is_same_v<T, proposal_accepted>)
+          out += "proposal_accepted";
+        else if constexpr (std::is_same_v<T, request_failed>)
+          out += "request_failed";
+        else if constexpr (std::is_same_v<T, request_succeeded>)
+          out += "request_succeeded";
+        else if constexpr (std::is_same_v<T, set_timer>)
+          out += "set_timer";
+        else if constexpr (std::is_same_v<T, role_changed>)
+          out += "role_changed";
+        else
+          out += "diagnostic";
+      },
+      c);
+  }
+  return out;
+}
+
+/// Ids of the entries in `es`, e.g. for comparing with a literal list.
+inline std::vector<log_id> ids_of(const std::vector<log_entry>& es) {
+  std::vector<log_id> out;
+  for (const auto& e : es)
+    out.push_back(e.id);
+  return out;
+}
+
+/// The ids of every entry of a core's log, from first_index to last.
+inline std::vector<log_id> log_ids(const raft_log& log) {
+  std::vector<log_id> out;
+  for (auto i = log.first_index(); i <= log.last_index(); ++i)
+    out.push_back(log.at(i).id);
+  return out;
+}
+
+// -- the harness --------------------------------------------------------------
+
+/// One core plus a virtual clock and the commands it returned.
+class harness {
+public:
+  harness(core_config cfg, recovered_state rec, raft_duration start = start_time)
+      : now(start), core(std::move(cfg), std::move(rec), clock_reading{start, 0}) {
+    core.check_invariants();
+  }
+
+  /// Virtual monotonic time.
+  raft_duration now;
+  /// Wall-clock milliseconds stamped on new entries.
+  int64_t wall_ms = 5000;
+  /// The core under test.
+  raft_core core;
+  /// Commands of the most recent step.
+  std::vector<command> last;
+  /// Every command since construction.
+  std::vector<command> history;
+  /// Highest write sequence number issued so far.
+  uint64_t issued_seq = 0;
+
+  /// Feeds one event at the current virtual time; checks the invariants.
+  const std::vector<command>& step(event ev) {
+    last = core.step(clock_reading{now, wall_ms}, std::move(ev));
+    core.check_invariants();
+    for (const auto& c : last) {
+      if (auto* s = std::get_if<save_hard_state>(&c))
+        issued_seq = std::max(issued_seq, s->seq);
+      else if (auto* t = std::get_if<truncate_log>(&c))
+        issued_seq = std::max(issued_seq, t->seq);
+      else if (auto* a = std::get_if<append_log>(&c))
+        issued_seq = std::max(issued_seq, a->seq);
+      history.push_back(c);
+    }
+    return last;
+  }
+
+  /// Delivers a message from another node.
+  const std::vector<command>& deliver(raft_message m) {
+    return step(message_received{std::move(m)});
+  }
+
+  /// Reports every write issued so far as durable.
+  const std::vector<command>& persist_all() {
+    return step(writes_persisted{issued_seq});
+  }
+
+  /// Moves the clock forward by `d` and fires the timer.
+  const std::vector<command>& advance(raft_duration d) {
+    now += d;
+    return step(timer_fired{});
+  }
+
+  /// Moves the clock to the core's next deadline and fires the timer.
+  const std::vector<command>& fire_deadline() {
+    REQUIRE(core.next_deadline() > raft_duration{0});
+    now = std::max(now, core.next_deadline());
+    return step(timer_fired{});
+  }
+
+  /// Proposes a client command of `size` bytes.
+  const std::vector<command>& propose(uint64_t request_id, size_t size = 3) {
+    client_proposal p;
+    p.request_id = request_id;
+    p.payload.assign(size, 0xab);
+    return step(std::move(p));
+  }
+
+  /// Forgets the command history (e.g. after setting a scene).
+  void clear() {
+    last.clear();
+    history.clear();
+  }
+};
+
+/// A harness for node `id` of a cluster of `members` with the given durable
+/// hard state and log after the bootstrap entry; the bootstrap entry is
+/// committed and applied (last_applied 1) unless told otherwise.
+inline harness make_node(node_id id, std::initializer_list<node_id> members,
+                         hard_state hs = {1, no_node},
+                         std::vector<log_entry> entries = {},
+                         core_config cfg_override = {},
+                         index_t last_applied = 1) {
+  auto cfg = cfg_override.id == no_node ? make_config(id) : cfg_override;
+  return harness(cfg,
+                 make_recovered(voters_of(members), hs, std::move(entries),
+                                last_applied));
+}
+
+/// Builds node `id` of {1..n} and makes it leader of term hs.current_term+1
+/// with pre-vote off: times out, persists its vote, and collects grants from
+/// the other voters. Its blank entry is NOT yet durable and no follower has
+/// acknowledged anything; `last` holds the commands of the winning step.
+inline harness make_leader(node_id id, std::initializer_list<node_id> members,
+                           hard_state hs = {1, no_node},
+                           std::vector<log_entry> entries = {},
+                           core_config cfg = {}) {
+  auto h = make_node(id, members, hs, std::move(entries), cfg);
+  h.fire_deadline();
+  REQUIRE(h.core.role() == node_role::candidate);
+  h.persist_all();
+  auto term = h.core.current_term();
+  for (auto peer : members) {
+    if (peer == id || h.core.role() == node_role::leader)
+      continue;
+    h.deliver(vote_response(peer, id, term, true));
+  }
+  REQUIRE(h.core.role() == node_role::leader);
+  return h;
+}
+
+} // namespace raft_actor::test
