@@ -247,4 +247,16 @@ typename Inspector::result_type inspect(Inspector& f, timeout_now_request& x) {
            x.term);
 }
 
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, read_index_request& x) {
+  return f(caf::meta::type_name("raft_actor::read_index_request"), x.header,
+           x.term, x.read_id);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, read_index_response& x) {
+  return f(caf::meta::type_name("raft_actor::read_index_response"), x.header,
+           x.term, x.read_id, x.success, x.read_index);
+}
+
 } // namespace raft_actor

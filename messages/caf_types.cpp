@@ -23,6 +23,8 @@ void add_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<install_snapshot_response>(
     "raft_actor::install_snapshot_response");
   cfg.add_message_type<timeout_now_request>("raft_actor::timeout_now_request");
+  cfg.add_message_type<read_index_request>("raft_actor::read_index_request");
+  cfg.add_message_type<read_index_response>("raft_actor::read_index_response");
   // -- vocabulary that may travel on its own ----------------------------------
   cfg.add_message_type<log_id>("raft_actor::log_id");
   cfg.add_message_type<log_entry>("raft_actor::log_entry");

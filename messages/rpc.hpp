@@ -129,12 +129,36 @@ struct timeout_now_request {
   term_t term = 0;
 };
 
+/// A follower asks the leader for a read index (thesis §6.4: reads served
+/// by followers): the leader confirms its leadership and answers with its
+/// commit index, which the follower waits to apply before reading.
+struct read_index_request {
+  rpc_header header;
+  /// Follower's current term.
+  term_t term = 0;
+  /// Follower's token for this read, echoed in the answer.
+  uint64_t read_id = 0;
+};
+
+/// Answer to a `read_index_request`.
+struct read_index_response {
+  rpc_header header;
+  /// Leader's current term.
+  term_t term = 0;
+  /// Echo of the request's read_id.
+  uint64_t read_id = 0;
+  /// False if the sender is not (or no longer) a leader able to serve reads.
+  bool success = false;
+  /// Commit index at the time of the request, confirmed by a quorum.
+  index_t read_index = 0;
+};
+
 /// Any message exchanged between Raft nodes.
 using raft_message
   = std::variant<request_vote_request, request_vote_response,
                  append_entries_request, append_entries_response,
                  install_snapshot_request, install_snapshot_response,
-                 timeout_now_request>;
+                 timeout_now_request, read_index_request, read_index_response>;
 
 /// The header of any Raft message.
 inline const rpc_header& header_of(const raft_message& m) {
@@ -153,7 +177,8 @@ inline const char* message_name(const raft_message& m) {
     = {"request_vote_request",     "request_vote_response",
        "append_entries_request",   "append_entries_response",
        "install_snapshot_request", "install_snapshot_response",
-       "timeout_now_request"};
+       "timeout_now_request",      "read_index_request",
+       "read_index_response"};
   return names[m.index()];
 }
 

@@ -96,6 +96,16 @@ struct request_succeeded {
   uint64_t request_id = 0;
 };
 
+/// A read may now be served: the state machine has applied at least
+/// `read_index`, and that index reflects every write committed before the
+/// read arrived (thesis §6.4).
+struct read_ready {
+  /// The read's token.
+  uint64_t request_id = 0;
+  /// The index the read must observe (already applied).
+  index_t read_index = 0;
+};
+
 /// Wake the core at `deadline` (replaces the previous timer).
 struct set_timer {
   /// Monotonic deadline.
@@ -124,9 +134,9 @@ struct diagnostic {
 };
 
 /// Any output of the core.
-using command
-  = std::variant<save_hard_state, truncate_log, append_log, send_message,
-                 apply_entries, proposal_accepted, request_failed,
-                 request_succeeded, set_timer, role_changed, diagnostic>;
+using command = std::variant<save_hard_state, truncate_log, append_log,
+                             send_message, apply_entries, proposal_accepted,
+                             request_failed, request_succeeded, read_ready,
+                             set_timer, role_changed, diagnostic>;
 
 } // namespace raft_actor

@@ -52,6 +52,15 @@ struct core_config {
   size_t max_inflight_bytes = 16 << 20;
   /// Largest payload a client may propose.
   size_t max_payload_bytes = 4 << 20;
+  /// A learner may be promoted to voter only if its log is within this many
+  /// entries of the leader's last entry (so promotion never stalls commits).
+  index_t max_learner_lag = 1000;
+  /// Serve `read_mode::lease` reads from a leader lease (thesis §6.4.1).
+  /// Off by default: safe only if clocks drift less than max_clock_drift.
+  bool lease_reads = false;
+  /// Bound on how much faster one node's clock may run than another's over
+  /// an election timeout; shortens the lease by this much.
+  raft_duration max_clock_drift = std::chrono::milliseconds(20);
   /// Seed of the election-jitter generator (used when `random` is empty).
   uint64_t random_seed = 1;
   /// Optional injected source of randomness; returns uniformly random bits.

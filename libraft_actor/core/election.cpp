@@ -15,6 +15,7 @@ void raft_core::on_election_timeout() {
 }
 
 void raft_core::become_pre_candidate() {
+  fail_follower_reads(raft_error::not_leader, "the leader was lost");
   role_ = node_role::pre_candidate;
   leader_id_ = no_node;
   heard_leader_ = false;
@@ -26,6 +27,7 @@ void raft_core::become_pre_candidate() {
 void raft_core::become_candidate() {
   // §5.2: increment currentTerm, vote for self. The vote is persisted first
   // and counted only once durable (see on_writes_persisted).
+  fail_follower_reads(raft_error::not_leader, "the leader was lost");
   set_hard_state({hs_.current_term + 1, cfg_.id});
   campaign_seq_ = last_write_seq_;
   role_ = node_role::candidate;
@@ -77,7 +79,7 @@ void raft_core::handle_request_vote(const request_vote_request& req) {
   // Thesis §4.2.3: while we hear from a live leader, ignore candidates (and
   // do not adopt their term) unless the leader itself asked for the election.
   if (req.term > hs_.current_term && !req.leadership_transfer
-      && in_leader_lease()) {
+      && (in_leader_lease() || now_.monotonic < vote_blackout_until_)) {
     resp.term = hs_.current_term;
     resp.vote_granted = false;
     send(resp);

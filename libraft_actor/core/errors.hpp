@@ -34,6 +34,10 @@ enum class raft_error : uint8_t {
   overloaded,
   /// No quorum could be reached in time.
   timeout,
+  /// A learner to promote is too far behind the leader's log.
+  learner_behind,
+  /// A leadership transfer is in progress; retry at the target.
+  leadership_transfer_in_progress,
 };
 
 /// Stable lower-case name of an error code, for logs and APIs.

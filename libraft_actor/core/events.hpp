@@ -3,6 +3,8 @@
 
 #include "messages/rpc.hpp"
 
+#include <set>
+#include <string>
 #include <variant>
 
 namespace raft_actor {
@@ -47,9 +49,70 @@ struct entries_applied {
   index_t index = 0;
 };
 
+/// Adds a non-voting member (thesis §4.2.1); answered once the new
+/// configuration commits (and, if asked, once the learner caught up).
+struct add_learner {
+  /// Caller's token, echoed in the answer.
+  uint64_t request_id = 0;
+  /// The new learner's id.
+  node_id id = no_node;
+  /// Its network address.
+  std::string address;
+  /// Answer only once the learner's log caught up with the leader's commit.
+  bool wait_caught_up = false;
+};
+
+/// Removes a learner; answered once the new configuration commits.
+struct remove_learner {
+  /// Caller's token, echoed in the answer.
+  uint64_t request_id = 0;
+  /// The learner to remove.
+  node_id id = no_node;
+};
+
+/// Changes the voting members with joint consensus (thesis §4.3): the leader
+/// appends C(old,new), and once that commits, C(new). Answered once C(new)
+/// commits. New voters must be caught-up learners (or voters already);
+/// removed voters leave the cluster.
+struct change_membership {
+  /// Caller's token, echoed in the answer.
+  uint64_t request_id = 0;
+  /// The voters of the new configuration.
+  std::set<node_id> voters;
+};
+
+/// Hands leadership to `target` (thesis §3.10); answered once this node
+/// learns that the target leads.
+struct transfer_leadership {
+  /// Caller's token, echoed in the answer.
+  uint64_t request_id = 0;
+  /// The voter that should lead.
+  node_id target = no_node;
+};
+
+/// How a read is made safe.
+enum class read_mode : uint8_t {
+  /// ReadIndex (thesis §6.4): confirm leadership with a quorum round.
+  linearizable,
+  /// Leader lease (thesis §6.4.1): trust clocks, no round; needs
+  /// `core_config::lease_reads`, otherwise it falls back to linearizable.
+  lease,
+};
+
+/// A client wants to read: the core answers `read_ready` when the state
+/// machine may serve the read (on a leader or, via the leader, a follower).
+struct read_request {
+  /// Caller's token, echoed in the answer.
+  uint64_t request_id = 0;
+  /// Safety mechanism to use.
+  read_mode mode = read_mode::linearizable;
+};
+
 /// Any input of the core.
 using event
   = std::variant<message_received, timer_fired, client_proposal,
-                 initialize_cluster, writes_persisted, entries_applied>;
+                 initialize_cluster, writes_persisted, entries_applied,
+                 add_learner, remove_learner, change_membership,
+                 transfer_leadership, read_request>;
 
 } // namespace raft_actor

@@ -52,6 +52,9 @@ struct progress {
   size_t inflight_bytes = 0;
   /// The peer answered since the last check-quorum round.
   bool recent_active = false;
+  /// Highest heartbeat round the peer answered in the current term (read
+  /// index confirmation, thesis §6.4).
+  uint64_t acked_round = 0;
 
   /// True if no further entries may be sent now.
   bool paused(const core_config& cfg) const;

@@ -53,6 +53,10 @@ const char* to_string(raft_error e) {
       return "overloaded";
     case raft_error::timeout:
       return "timeout";
+    case raft_error::learner_behind:
+      return "learner_behind";
+    case raft_error::leadership_transfer_in_progress:
+      return "leadership_transfer_in_progress";
   }
   return "?";
 }
@@ -78,6 +82,10 @@ std::string core_config::validate() const {
     return "max_inflight_bytes must be positive";
   if (max_payload_bytes == 0)
     return "max_payload_bytes must be positive";
+  if (lease_reads && !check_quorum)
+    return "lease_reads needs check_quorum (leader stickiness)";
+  if (lease_reads && max_clock_drift >= election_timeout_min)
+    return "max_clock_drift must be below election_timeout_min";
   return {};
 }
 
@@ -121,6 +129,10 @@ raft_core::raft_core(core_config cfg, recovered_state rec, clock_reading now)
   refresh_config();
   reset_election_deadline();
   announced_term_ = hs_.current_term;
+  // With lease reads, a restarted node may not remember hearing from the
+  // leader: refuse votes for an election timeout so no lease is broken.
+  if (cfg_.lease_reads)
+    vote_blackout_until_ = now_.monotonic + cfg_.election_timeout_min;
 }
 
 // -- the entry point ----------------------------------------------------------
@@ -155,12 +167,17 @@ void raft_core::dispatch(event& ev) {
           handle_append_entries(x);
         else if constexpr (std::is_same_v<T, append_entries_response>)
           handle_append_entries_response(x);
+        else if constexpr (std::is_same_v<T, timeout_now_request>)
+          handle_timeout_now(x);
+        else if constexpr (std::is_same_v<T, read_index_request>)
+          handle_read_index_request(x);
+        else if constexpr (std::is_same_v<T, read_index_response>)
+          handle_read_index_response(x);
         else
           report(severity::warning,
                  std::string("dropping ") + message_name(raft_message{x})
                    + " from node " + std::to_string(x.header.from)
-                   + ": snapshots and leadership transfer are not "
-                     "implemented yet (issue 3)");
+                   + ": InstallSnapshot is not implemented yet");
       },
       m->message);
   } else if (std::holds_alternative<timer_fired>(ev)) {
@@ -168,6 +185,8 @@ void raft_core::dispatch(event& ev) {
     // even if it did not change (the timer may have fired early).
     armed_deadline_ = raft_duration{-1};
     auto now = now_.monotonic;
+    check_transfer_deadline();
+    expire_follower_reads();
     if (role_ == node_role::leader) {
       if (cfg_.check_quorum && now >= check_quorum_deadline_)
         check_quorum_round();
@@ -187,6 +206,16 @@ void raft_core::dispatch(event& ev) {
     on_writes_persisted(w->seq);
   } else if (auto* a = std::get_if<entries_applied>(&ev)) {
     on_entries_applied(a->index);
+  } else if (auto* al = std::get_if<add_learner>(&ev)) {
+    handle_add_learner(*al);
+  } else if (auto* rl = std::get_if<remove_learner>(&ev)) {
+    handle_remove_learner(*rl);
+  } else if (auto* cm = std::get_if<change_membership>(&ev)) {
+    handle_change_membership(*cm);
+  } else if (auto* tl = std::get_if<transfer_leadership>(&ev)) {
+    handle_transfer_leadership(*tl);
+  } else if (auto* rr = std::get_if<read_request>(&ev)) {
+    handle_read_request(*rr);
   }
 }
 
@@ -241,14 +270,24 @@ void raft_core::reset_election_deadline() {
 }
 
 raft_duration raft_core::next_deadline() const {
+  raft_duration d{0};
+  auto earliest = [&d](raft_duration x) {
+    if (x.count() > 0 && (d.count() == 0 || x < d))
+      d = x;
+  };
   if (role_ == node_role::leader) {
-    auto d = heartbeat_deadline_;
+    earliest(heartbeat_deadline_);
     if (cfg_.check_quorum)
-      d = std::min(d, check_quorum_deadline_);
-    return d;
+      earliest(check_quorum_deadline_);
+  } else if (is_voter()) {
+    // Only voters campaign; a learner or an uninitialized node waits.
+    earliest(election_deadline_);
   }
-  // Only voters campaign; a learner or an uninitialized node waits.
-  return is_voter() ? election_deadline_ : raft_duration{0};
+  if (transfer_)
+    earliest(transfer_->deadline);
+  for (const auto& kv : follower_reads_)
+    earliest(kv.second.deadline);
+  return d;
 }
 
 void raft_core::update_timer() {
@@ -259,8 +298,7 @@ void raft_core::update_timer() {
   }
 }
 
-// -- roles and terms
-// ------------------------------------------------------------
+// -- roles and terms ----------------------------------------------------------
 
 void raft_core::set_hard_state(hard_state hs) {
   if (hs == hs_)
@@ -270,10 +308,16 @@ void raft_core::set_hard_state(hard_state hs) {
 }
 
 void raft_core::become_follower(term_t term, node_id leader) {
+  if (role_ == node_role::leader)
+    on_leadership_lost();
+  if (term > hs_.current_term || leader != leader_id_)
+    fail_follower_reads(raft_error::not_leader,
+                        "the leader changed before the read was confirmed");
   if (term > hs_.current_term)
     set_hard_state({term, no_node});
   role_ = node_role::follower;
   leader_id_ = leader;
+  check_transfer(leader);
   progress_.clear();
   votes_.clear();
   transfer_campaign_ = false;
@@ -285,6 +329,16 @@ void raft_core::become_leader() {
   leader_id_ = cfg_.id;
   votes_.clear();
   progress_.clear();
+  transfer_campaign_ = false;
+  confirmed_round_ = round_;
+  if (transfer_) {
+    // We won an election after handing off failed: the transfer is over.
+    emit(request_failed{transfer_->request_id, raft_error::timeout, cfg_.id,
+                        "leadership transfer to node "
+                          + std::to_string(transfer_->target) + " failed; node "
+                          + std::to_string(cfg_.id) + " leads again"});
+    transfer_.reset();
+  }
   for (auto* group : {&config_.voters, &config_.learners, &config_.old_voters})
     for (const auto& kv : *group)
       if (kv.first != cfg_.id && progress_.count(kv.first) == 0) {
@@ -347,14 +401,16 @@ void raft_core::persist_append(std::vector<log_entry> entries) {
 }
 
 void raft_core::send(raft_message m) {
-  // A leader's own replication traffic does not wait for its disk
-  // (thesis §10.2.1): it counts itself only once durable. Every other
-  // message (vote grants, acknowledgements, vote requests after a term
-  // change) may depend on a write and so waits for every earlier write.
-  bool leader_traffic = std::holds_alternative<append_entries_request>(m)
-                        || std::holds_alternative<install_snapshot_request>(m)
-                        || std::holds_alternative<timeout_now_request>(m);
-  if (!leader_traffic && last_write_seq_ > durable_seq_)
+  // Votes, vote requests (after a term change) and acknowledgements state
+  // facts about our stable state, so they wait for every earlier write
+  // (thesis §3.8). A leader's own replication traffic does not wait for its
+  // disk (thesis §10.2.1): it counts itself only once durable. Read-index
+  // traffic states nothing about storage.
+  bool gated = std::holds_alternative<request_vote_request>(m)
+               || std::holds_alternative<request_vote_response>(m)
+               || std::holds_alternative<append_entries_response>(m)
+               || std::holds_alternative<install_snapshot_response>(m);
+  if (gated && last_write_seq_ > durable_seq_)
     deferred_.push_back({last_write_seq_, std::move(m)});
   else
     emit(send_message{std::move(m)});
@@ -402,10 +458,10 @@ void raft_core::on_entries_applied(index_t index) {
     return;
   }
   last_applied_ = std::max(last_applied_, index);
+  release_applied_reads();
 }
 
-// -- membership
-// -----------------------------------------------------------------
+// -- membership ---------------------------------------------------------------
 
 void raft_core::refresh_config() {
   // Thesis §4.1: a server uses the latest configuration in its log, whether
@@ -446,8 +502,7 @@ void raft_core::set_config(const membership& m) {
       }
 }
 
-// -- client and admin requests
-// ----------------------------------------------------
+// -- client and admin requests ------------------------------------------------
 
 void raft_core::append_as_leader(entry_kind kind,
                                  std::vector<uint8_t> payload) {
@@ -456,7 +511,17 @@ void raft_core::append_as_leader(entry_kind kind,
   e.kind = kind;
   e.leader_time_ms = now_.wall_ms;
   e.payload = std::move(payload);
-  log_.append(e);
+  if (kind == entry_kind::membership) {
+    membership m;
+    std::string why;
+    if (!decode_membership(e.payload, m, why))
+      throw invariant_violation("leader encoded a bad membership: " + why);
+    log_.append(e);
+    config_index_ = e.id.index;
+    set_config(m);
+  } else {
+    log_.append(e);
+  }
   persist_append({std::move(e)});
 }
 
@@ -465,6 +530,15 @@ void raft_core::handle_proposal(client_proposal& p) {
     emit(
       request_failed{p.request_id, raft_error::not_leader, leader_id_,
                      "node " + std::to_string(cfg_.id) + " is not the leader"});
+    return;
+  }
+  if (transfer_) {
+    // Thesis §3.10: the leader stops accepting proposals while handing off.
+    emit(request_failed{p.request_id,
+                        raft_error::leadership_transfer_in_progress,
+                        transfer_->target,
+                        "leadership is being transferred to node "
+                          + std::to_string(transfer_->target)});
     return;
   }
   if (p.payload.size() > cfg_.max_payload_bytes) {

@@ -7,6 +7,9 @@
 //   raft_core.cpp    dispatch, terms and roles, durability gating, timers
 //   election.cpp     pre-vote, RequestVote, check-quorum (§5.2, §5.4.1)
 //   replication.cpp  AppendEntries both ways, commit and apply (§5.3, §5.4.2)
+//   membership.cpp   joint consensus, learners (thesis §4)
+//   transfer.cpp     leadership transfer (thesis §3.10)
+//   read_index.cpp   linearizable reads without log writes (thesis §6.4)
 //   invariants.cpp   self-checks run after every step
 #pragma once
 
@@ -18,6 +21,7 @@
 
 #include <deque>
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -160,6 +164,56 @@ private:
   void maybe_commit();
   void maybe_apply();
 
+  // -- membership.cpp --------------------------------------------------------
+
+  void handle_add_learner(add_learner& req);
+  void handle_remove_learner(remove_learner& req);
+  void handle_change_membership(change_membership& req);
+  bool config_change_allowed(uint64_t request_id);
+  void propose_config(const membership& m, uint64_t request_id, node_id learner,
+                      bool wait_caught_up);
+  void advance_config_change();
+
+  // -- transfer.cpp ----------------------------------------------------------
+
+  void handle_transfer_leadership(transfer_leadership& req);
+  void handle_timeout_now(const timeout_now_request& req);
+  void maybe_send_timeout_now();
+  void check_transfer(node_id new_leader);
+  void check_transfer_deadline();
+
+  // -- read_index.cpp --------------------------------------------------------
+
+  /// A read waiting for leadership confirmation or for the state machine.
+  struct pending_read {
+    uint64_t request_id = 0;
+    index_t read_index = 0;
+    uint64_t round = 0;
+    /// Non-zero for a follower's read_index_request: answer it instead.
+    node_id remote = no_node;
+    uint64_t remote_read_id = 0;
+  };
+  /// A read a follower forwarded to its leader.
+  struct follower_read {
+    uint64_t request_id = 0;
+    raft_duration deadline{0};
+  };
+
+  void handle_read_request(read_request& req);
+  void handle_read_index_request(const read_index_request& req);
+  void handle_read_index_response(const read_index_response& resp);
+  void leader_read(pending_read r, bool lease);
+  bool current_term_committed() const;
+  void on_round_acked(node_id from, uint64_t round);
+  void update_confirmed_round();
+  void request_read_round();
+  void finish_confirmed_reads();
+  void release_applied_reads();
+  void fail_reads(raft_error e, const std::string& why);
+  void fail_follower_reads(raft_error e, const std::string& why);
+  void expire_follower_reads();
+  void on_leadership_lost();
+
   // -- state -----------------------------------------------------------------
 
   core_config cfg_;
@@ -215,6 +269,39 @@ private:
   raft_duration heartbeat_deadline_{0};
   raft_duration check_quorum_deadline_{0};
   uint64_t round_ = 0;
+
+  // Membership change in flight (leader only).
+  struct pending_config_change {
+    uint64_t request_id = 0;
+    /// Answer once the configuration at this index commits...
+    index_t wait_index = 0;
+    /// ...and, if set, once this learner's match reaches the commit index.
+    node_id learner = no_node;
+    bool wait_caught_up = false;
+    bool committed = false;
+  };
+  std::optional<pending_config_change> pending_config_;
+
+  // Leadership transfer (thesis §3.10).
+  struct transfer_state {
+    uint64_t request_id = 0;
+    node_id target = no_node;
+    raft_duration deadline{0};
+    bool timeout_now_sent = false;
+  };
+  std::optional<transfer_state> transfer_;
+
+  // Reads (thesis §6.4).
+  std::vector<pending_read> reads_awaiting_commit_;
+  std::deque<pending_read> reads_awaiting_round_;
+  std::deque<pending_read> reads_awaiting_apply_;
+  std::map<uint64_t, follower_read> follower_reads_;
+  uint64_t next_read_id_ = 1;
+  uint64_t confirmed_round_ = 0;
+  bool round_wanted_ = false;
+  std::deque<std::pair<uint64_t, raft_duration>> round_sent_at_;
+  raft_duration lease_until_{0};
+  raft_duration vote_blackout_until_{0};
 
   raft_duration armed_deadline_{-1};
   node_role announced_role_ = node_role::follower;

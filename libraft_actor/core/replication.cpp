@@ -87,6 +87,7 @@ void raft_core::handle_append_entries(const append_entries_request& req) {
                               + "; ignoring the latter");
     return;
   }
+  check_transfer(leader_id_);
   heard_leader_ = true;
   last_leader_contact_ = now_.monotonic;
   reset_election_deadline();
@@ -189,6 +190,7 @@ void raft_core::handle_append_entries_response(
   }
   auto& pr = it->second;
   pr.recent_active = true;
+  on_round_acked(from, resp.round);
   if (resp.success) {
     if (resp.match_index > log_.last_index()) {
       report(severity::warning,
@@ -203,7 +205,17 @@ void raft_core::handle_append_entries_response(
       pr.become_replicate();
     if (advanced)
       maybe_commit();
-    send_append(from, pr, false);
+    // Committing may have changed the configuration (and erased `pr`).
+    if (role_ != node_role::leader)
+      return; // removed from the configuration and stepped down
+    it = progress_.find(from);
+    if (it == progress_.end())
+      return; // the peer left the configuration
+    send_append(from, it->second, false);
+    if (advanced && transfer_ && transfer_->target == from)
+      maybe_send_timeout_now();
+    if (advanced && pending_config_ && pending_config_->learner == from)
+      advance_config_change();
     return;
   }
   // Rejection. Ignore stale ones: for a request we know matched, or (while
@@ -288,6 +300,10 @@ void raft_core::send_heartbeats() {
   // check the log only at match_index, which always matches, and carry the
   // commit index clamped to it (a follower may only commit what matches).
   ++round_;
+  round_wanted_ = false;
+  round_sent_at_.emplace_back(round_, now_.monotonic);
+  while (round_sent_at_.size() > 64)
+    round_sent_at_.pop_front();
   for (auto& [to, pr] : progress_) {
     if (pr.state == replication_state::probe) {
       // The outstanding probe may have been lost: probe again.
@@ -306,6 +322,7 @@ void raft_core::send_heartbeats() {
     req.round = round_;
     send(std::move(req));
   }
+  update_confirmed_round(); // a lone voter confirms its round by itself
 }
 
 void raft_core::expire_stale_inflight() {
@@ -334,9 +351,17 @@ void raft_core::maybe_commit() {
   auto idx = quorum_index(config_, match);
   // §5.4.2: only entries of the current term are committed by counting
   // replicas; earlier ones are committed indirectly (Figure 8).
-  if (idx > commit_index_ && log_.term_at(idx) == hs_.current_term)
+  if (idx > commit_index_ && log_.term_at(idx) == hs_.current_term) {
     commit_index_ = idx;
+    if (!reads_awaiting_commit_.empty()) {
+      auto waiting = std::move(reads_awaiting_commit_);
+      reads_awaiting_commit_.clear();
+      for (auto& r : waiting)
+        leader_read(r, false);
+    }
+  }
   maybe_apply();
+  advance_config_change();
 }
 
 void raft_core::maybe_apply() {

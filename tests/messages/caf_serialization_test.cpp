@@ -74,6 +74,13 @@ bool same(const install_snapshot_response& a,
          && a.snapshot_id == b.snapshot_id && a.next_offset == b.next_offset
          && a.done == b.done;
 }
+bool same(const read_index_request& a, const read_index_request& b) {
+  return same(a.header, b.header) && a.term == b.term && a.read_id == b.read_id;
+}
+bool same(const read_index_response& a, const read_index_response& b) {
+  return same(a.header, b.header) && a.term == b.term && a.read_id == b.read_id
+         && a.success == b.success && a.read_index == b.read_index;
+}
 bool same(const timeout_now_request& a, const timeout_now_request& b) {
   return same(a.header, b.header) && a.term == b.term;
 }
@@ -135,6 +142,14 @@ install_snapshot_request snapshot_request() {
 
 install_snapshot_response snapshot_response() {
   return install_snapshot_response{header(), 5, 99, 4099, true};
+}
+
+read_index_request read_request() {
+  return read_index_request{header(), 7, 12345};
+}
+
+read_index_response read_response() {
+  return read_index_response{header(), 7, 12345, true, 4242};
 }
 
 timeout_now_request timeout_now() {
@@ -202,6 +217,8 @@ TEST_CASE("every message type round-trips through binary_serializer") {
   check_round_trip(snapshot_request());
   check_round_trip(snapshot_response());
   check_round_trip(timeout_now());
+  check_round_trip(read_request());
+  check_round_trip(read_response());
 }
 
 TEST_CASE("member maps use CAF's native std::map wire format") {

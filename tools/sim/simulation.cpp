@@ -109,8 +109,7 @@ public:
   sim_result run();
 
 private:
-  // -- helpers
-  // -----------------------------------------------------------------
+  // -- helpers ----------------------------------------------------------------
 
   std::string when() const {
     char buf[32];
@@ -147,6 +146,8 @@ private:
     cfg.random_seed = rng_.next();
     cfg.max_entries_per_append = rng_.chance(0.5) ? 1 : 1 + rng_.below(16);
     cfg.max_inflight_appends = 1 + rng_.below(8);
+    cfg.lease_reads = lease_reads_;
+    cfg.max_learner_lag = 20;
     return cfg;
   }
 
@@ -166,6 +167,10 @@ private:
   void liveness_tick();
   bool blocked(node_id a, node_id b) const { return cuts_.count({a, b}) > 0; }
   void check_final();
+  void admin_tick();
+  node_id current_leader() const;
+  void issue_read();
+  void on_read_ready(sim_node& n, const read_ready& r);
 
   // -- state -----------------------------------------------------------------
 
@@ -189,10 +194,16 @@ private:
   std::map<uint64_t, log_id> acked_; // payload id -> where it committed
   uint64_t liveness_acked_ = 0;
   std::set<uint64_t> liveness_payloads_;
+  bool lease_reads_ = false;
+  /// Highest log index of any write acknowledged so far.
+  index_t acked_max_index_ = 0;
+  /// Reads in flight: request id -> (node, index every answer must cover).
+  std::map<uint64_t, std::pair<node_id, index_t>> reads_;
+  /// Admin requests in flight: request id -> what it was.
+  std::map<uint64_t, std::string> admin_;
 };
 
-// -- node lifecycle
-// -------------------------------------------------------------
+// -- node lifecycle -----------------------------------------------------------
 
 void simulation::start(sim_node& n) {
   recovered_state rec;
@@ -247,8 +258,7 @@ void simulation::crash(sim_node& n) {
   say("node " + std::to_string(n.id) + " crashed");
 }
 
-// -- stepping
-// -------------------------------------------------------------------
+// -- stepping -----------------------------------------------------------------
 
 void simulation::step(sim_node& n, event ev) {
   if (!n.core || failed_)
@@ -313,6 +323,7 @@ void simulation::step(sim_node& n, event ev) {
     if (acc != n.accepted.end()) {
       // The client gets its answer now: the write is acknowledged.
       acked_[acc->second] = e.id;
+      acked_max_index_ = std::max(acked_max_index_, e.id.index);
       if (liveness_payloads_.count(acc->second))
         ++liveness_acked_;
       n.accepted.erase(acc);
@@ -383,6 +394,27 @@ void simulation::handle(sim_node& n, command& c,
   } else if (auto* ap = std::get_if<apply_entries>(&c)) {
     for (auto& e : ap->entries)
       applied.push_back(std::move(e));
+  } else if (auto* rr = std::get_if<read_ready>(&c)) {
+    on_read_ready(n, *rr);
+  } else if (auto* ok = std::get_if<request_succeeded>(&c)) {
+    auto it = admin_.find(ok->request_id);
+    if (it != admin_.end()) {
+      say("node " + std::to_string(n.id) + ": " + it->second + " done");
+      if (it->second.rfind("transfer", 0) == 0)
+        ++result_.transfers;
+      else
+        ++result_.config_changes;
+      admin_.erase(it);
+    }
+  } else if (auto* bad = std::get_if<request_failed>(&c)) {
+    reads_.erase(bad->request_id);
+    auto it = admin_.find(bad->request_id);
+    if (it != admin_.end()) {
+      if (opts_.narrate || opts_.trace)
+        say("node " + std::to_string(n.id) + ": " + it->second
+            + " failed: " + to_string(bad->error) + " (" + bad->detail + ")");
+      admin_.erase(it);
+    }
   } else if (auto* pa = std::get_if<proposal_accepted>(&c)) {
     n.accepted[{pa->id.term, pa->id.index}] = pa->request_id;
   } else if (auto* st = std::get_if<set_timer>(&c)) {
@@ -485,8 +517,7 @@ void simulation::on_storage_done(sim_node& n, uint64_t seq) {
   step(n, writes_persisted{seq});
 }
 
-// -- faults
-// -----------------------------------------------------------------------
+// -- faults -------------------------------------------------------------------
 
 void simulation::fault_tick() {
   auto n_nodes = nodes_.size();
@@ -541,16 +572,21 @@ void simulation::heal_all() {
   say("faults stop; the cluster must recover");
 }
 
-void simulation::liveness_tick() {
-  // Propose to the leader of the highest term until enough writes landed.
+node_id simulation::current_leader() const {
   node_id leader = 0;
   term_t best = 0;
-  for (auto& n : nodes_)
+  for (const auto& n : nodes_)
     if (n.core && n.core->role() == node_role::leader
         && n.core->current_term() >= best) {
       best = n.core->current_term();
       leader = n.id;
     }
+  return leader;
+}
+
+void simulation::liveness_tick() {
+  // Propose to the leader of the highest term until enough writes landed.
+  auto leader = current_leader();
   if (leader != 0 && liveness_payloads_.size() < 50) {
     auto id = next_payload_++;
     liveness_payloads_.insert(id);
@@ -558,12 +594,116 @@ void simulation::liveness_tick() {
          client_proposal{
            id, {static_cast<uint8_t>(id), static_cast<uint8_t>(id >> 8)}});
   }
+  if (opts_.reads && rng_.chance(0.3))
+    issue_read();
+}
+
+void simulation::admin_tick() {
+  auto leader = current_leader();
+  if (leader == 0)
+    return;
+  auto& l = node(leader);
+  const auto& cfg = l.core->config();
+  auto id = next_payload_++;
+  auto pick
+    = [&](const std::vector<node_id>& xs) { return xs[rng_.below(xs.size())]; };
+  std::vector<node_id> voters, learners, outsiders;
+  for (const auto& n : nodes_) {
+    if (cfg.voters.count(n.id))
+      voters.push_back(n.id);
+    else if (cfg.learners.count(n.id))
+      learners.push_back(n.id);
+    else
+      outsiders.push_back(n.id);
+  }
+  switch (rng_.below(5)) {
+    case 0: { // add a learner
+      if (outsiders.empty())
+        return;
+      auto who = pick(outsiders);
+      bool wait = rng_.chance(0.5);
+      admin_[id] = "add learner " + std::to_string(who);
+      step(l, add_learner{id, who, "sim:" + std::to_string(who), wait});
+      return;
+    }
+    case 1:
+    case 2: { // change voters: promote, demote, or both at once (joint)
+      std::set<node_id> next(voters.begin(), voters.end());
+      if (!learners.empty() && rng_.chance(0.6))
+        next.insert(pick(learners));
+      if (voters.size() > 2 && rng_.chance(0.6))
+        next.erase(pick(voters));
+      std::string text = "change voters to {";
+      for (auto v : next)
+        text += std::to_string(v) + " ";
+      admin_[id] = text + "}";
+      step(l, change_membership{id, next});
+      return;
+    }
+    case 3: { // remove a learner
+      if (learners.empty())
+        return;
+      auto who = pick(learners);
+      admin_[id] = "remove learner " + std::to_string(who);
+      step(l, remove_learner{id, who});
+      return;
+    }
+    default: { // hand leadership to another voter
+      auto who = pick(voters);
+      admin_[id] = "transfer leadership to " + std::to_string(who);
+      step(l, transfer_leadership{id, who});
+      return;
+    }
+  }
+}
+
+void simulation::issue_read() {
+  // Reads go to the leader mostly, and to followers (via the leader).
+  node_id target = 1 + rng_.below(nodes_.size());
+  if (rng_.chance(0.6) && current_leader() != 0)
+    target = current_leader();
+  auto& n = node(target);
+  if (!n.core)
+    return;
+  auto id = next_payload_++;
+  // Every write acknowledged before the read was issued must be visible.
+  reads_[id] = {target, acked_max_index_};
+  auto mode = rng_.chance(0.5) ? read_mode::lease : read_mode::linearizable;
+  step(n, read_request{id, mode});
+}
+
+void simulation::on_read_ready(sim_node& n, const read_ready& r) {
+  auto it = reads_.find(r.request_id);
+  if (it == reads_.end())
+    return fail("read_ready for an unknown read on node "
+                + std::to_string(n.id));
+  auto required = it->second.second;
+  if (it->second.first != n.id)
+    return fail("read answered by the wrong node");
+  reads_.erase(it);
+  // The state machine here has applied n.applied entries when the read runs.
+  if (r.read_index > n.applied)
+    return fail("node " + std::to_string(n.id) + " served a read at index "
+                + std::to_string(r.read_index) + " before applying it");
+  if (n.applied < required)
+    return fail("stale read on node " + std::to_string(n.id) + ": it saw "
+                + std::to_string(n.applied) + " entries, but a write at index "
+                + std::to_string(required)
+                + " was acknowledged before the read was issued");
+  ++result_.reads;
 }
 
 void simulation::check_final() {
-  // Acknowledged writes are never lost: each is in every node's log.
+  // Acknowledged writes are never lost: each is in the log of every member
+  // of the final configuration.
+  auto leader = current_leader();
+  if (leader == 0)
+    return fail("no leader at the end");
+  const auto& cfg = node(leader).core->config();
   for (const auto& [payload, id] : acked_) {
     for (auto& n : nodes_) {
+      if (!cfg.contains(n.id))
+        continue;
       const auto& log = n.core->log();
       if (log.last_index() < id.index || log.at(id.index).id != id)
         return fail("acknowledged write " + std::to_string(payload)
@@ -574,18 +714,20 @@ void simulation::check_final() {
 }
 
 sim_result simulation::run() {
-  nodes_.resize(static_cast<size_t>(opts_.nodes));
+  auto total = static_cast<size_t>(opts_.nodes + std::max(0, opts_.spares));
+  nodes_.resize(total);
+  lease_reads_ = opts_.pre_vote && rng_.chance(0.5);
   membership m;
-  for (int i = 0; i < opts_.nodes; ++i) {
-    nodes_[static_cast<size_t>(i)].id = static_cast<node_id>(i + 1);
+  for (size_t i = 0; i < total; ++i)
+    nodes_[i].id = static_cast<node_id>(i + 1);
+  for (int i = 0; i < opts_.nodes; ++i)
     m.voters[static_cast<node_id>(i + 1)] = "sim:" + std::to_string(i + 1);
-  }
   for (auto& n : nodes_)
     start(n);
   // Cluster formation: initialize on a random non-empty subset of members.
-  auto first = 1 + rng_.below(nodes_.size());
+  auto first = 1 + rng_.below(static_cast<uint64_t>(opts_.nodes));
   for (auto& n : nodes_)
-    if (n.id == first || rng_.chance(0.5))
+    if (m.voters.count(n.id) && (n.id == first || rng_.chance(0.5)))
       step(n, initialize_cluster{0, m});
 
   auto fault_end = opts_.fault_ms * usec_per_ms;
@@ -640,12 +782,14 @@ sim_result simulation::run() {
         break;
       }
       case ev_kind::propose: {
+        if (opts_.reads && rng_.chance(0.3)) {
+          issue_read();
+          break;
+        }
         // Clients mostly find the leader, sometimes ask a random node.
         node_id target = 1 + rng_.below(nodes_.size());
-        if (rng_.chance(0.8))
-          for (auto& n : nodes_)
-            if (n.core && n.core->role() == node_role::leader)
-              target = n.id;
+        if (rng_.chance(0.8) && current_leader() != 0)
+          target = current_leader();
         auto id = next_payload_++;
         std::vector<uint8_t> payload(1 + rng_.below(64),
                                      static_cast<uint8_t>(id));
@@ -653,32 +797,34 @@ sim_result simulation::run() {
         break;
       }
       case ev_kind::fault_tick:
-        if (ev.incarnation == 1)
+        if (ev.incarnation == 1) {
           heal_all();
-        else
+        } else {
           fault_tick();
+          if (opts_.admin && rng_.chance(0.12))
+            admin_tick();
+        }
         break;
       case ev_kind::liveness_tick:
         liveness_tick();
         break;
     }
     // Done once faults stopped, enough new writes were acknowledged and every
-    // node applied everything the leader committed.
+    // member of the leader's configuration applied all it committed.
     if (!faults_ && liveness_acked_ >= 5) {
-      index_t top = 0;
+      auto leader = current_leader();
+      if (leader == 0)
+        continue;
+      auto& l = node(leader);
+      auto top = l.core->commit_index();
+      bool all = top > 0 && !l.core->config().joint;
+      // Every proposal the leader accepted in its term has been answered.
+      for (const auto& kv : l.accepted)
+        all = all && kv.first.first != l.core->current_term();
       for (auto& n : nodes_)
-        if (n.core->role() == node_role::leader)
-          top = std::max(top, n.core->commit_index());
-      bool all = top > 0;
-      // Every proposal the current leader accepted in its term has been
-      // answered (applied): nothing it took on is stuck.
-      for (auto& n : nodes_)
-        if (n.core->role() == node_role::leader)
-          for (const auto& kv : n.accepted)
-            all = all && kv.first.first != n.core->current_term();
-      for (auto& n : nodes_)
-        all = all && n.core->last_applied() >= top
-              && n.core->commit_index() == top;
+        if (l.core->config().contains(n.id))
+          all = all && n.core->last_applied() >= top
+                && n.core->commit_index() == top;
       if (all) {
         recovered = true;
         break;
@@ -697,7 +843,8 @@ sim_result simulation::run() {
   if (!failed_)
     say("recovered: " + std::to_string(result_.committed)
         + " entries committed, " + std::to_string(result_.acknowledged)
-        + " writes acknowledged");
+        + " writes acknowledged, " + std::to_string(result_.reads)
+        + " reads checked");
   return result_;
 }
 

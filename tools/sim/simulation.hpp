@@ -29,6 +29,13 @@ struct sim_options {
   int proposals_per_sec = 50;
   /// Use pre-vote and check-quorum.
   bool pre_vote = true;
+  /// Extra nodes, outside the initial configuration, that membership
+  /// changes may add (as learners, then voters).
+  int spares = 1;
+  /// Issue membership changes and leadership transfers during faults.
+  bool admin = true;
+  /// Issue linearizable, lease and follower reads and check what they see.
+  bool reads = true;
   /// Checker self-test: the disk lies, and a crash also loses the last few
   /// *durable* log entries. Runs with this set must fail some checks.
   bool lying_disk = false;
@@ -59,6 +66,11 @@ struct sim_result {
   /// Messages sent / dropped.
   uint64_t messages = 0;
   uint64_t dropped = 0;
+  /// Reads served (and checked against acknowledged writes).
+  uint64_t reads = 0;
+  /// Membership changes and leadership transfers that succeeded.
+  uint64_t config_changes = 0;
+  uint64_t transfers = 0;
 };
 
 /// Runs one simulation; never throws (a thrown invariant is a failure).
