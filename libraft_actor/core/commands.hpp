@@ -106,6 +106,66 @@ struct read_ready {
   index_t read_index = 0;
 };
 
+/// Take a snapshot of the state machine as of `last_included` (§7). The
+/// core emits it only when every handed-out entry is applied, so the state
+/// machine is exactly at that index when the command is executed in order.
+/// Report back with `snapshot_built`.
+struct build_snapshot {
+  /// The snapshot's last included entry.
+  log_id last_included;
+  /// Membership as of that entry, to store with the snapshot.
+  membership config;
+};
+
+/// Durably drop log entries up to and including `up_to` (write `seq`); a
+/// snapshot covers them.
+struct purge_log {
+  /// Write sequence number.
+  uint64_t seq = 0;
+  /// Last index to drop.
+  index_t up_to = 0;
+};
+
+/// Send one chunk of the latest snapshot to a follower: fill
+/// `request.data` with up to `max_bytes` bytes of snapshot
+/// `request.snapshot_id` starting at `request.offset`, set `request.done`
+/// if that reaches the end, and send the request.
+struct send_snapshot_chunk {
+  /// Everything but data and done.
+  install_snapshot_request request;
+  /// Largest chunk to read.
+  size_t max_bytes = 0;
+};
+
+/// Durably store a received snapshot chunk (write `seq`); a chunk at offset
+/// 0 starts a new incoming snapshot and discards any partial one.
+struct write_snapshot_chunk {
+  /// Write sequence number.
+  uint64_t seq = 0;
+  /// The incoming snapshot.
+  uint64_t snapshot_id = 0;
+  /// Where the bytes go.
+  uint64_t offset = 0;
+  /// The bytes.
+  std::vector<uint8_t> data;
+};
+
+/// The incoming snapshot is complete (write `seq`): make it the latest
+/// snapshot, restore the state machine from it, and drop log entries up to
+/// last_included (all entries if `keep_log_suffix` is false) -- §7.
+struct install_snapshot {
+  /// Write sequence number.
+  uint64_t seq = 0;
+  /// The snapshot.
+  uint64_t snapshot_id = 0;
+  /// Its last included entry.
+  log_id last_included;
+  /// Membership as of last_included.
+  membership config;
+  /// True if the log holds last_included: entries after it stay.
+  bool keep_log_suffix = false;
+};
+
 /// Wake the core at `deadline` (replaces the previous timer).
 struct set_timer {
   /// Monotonic deadline.
@@ -134,9 +194,11 @@ struct diagnostic {
 };
 
 /// Any output of the core.
-using command = std::variant<save_hard_state, truncate_log, append_log,
-                             send_message, apply_entries, proposal_accepted,
-                             request_failed, request_succeeded, read_ready,
-                             set_timer, role_changed, diagnostic>;
+using command
+  = std::variant<save_hard_state, truncate_log, append_log, send_message,
+                 apply_entries, proposal_accepted, request_failed,
+                 request_succeeded, read_ready, set_timer, role_changed,
+                 diagnostic, build_snapshot, purge_log, send_snapshot_chunk,
+                 write_snapshot_chunk, install_snapshot>;
 
 } // namespace raft_actor

@@ -61,6 +61,14 @@ struct core_config {
   /// Bound on how much faster one node's clock may run than another's over
   /// an election timeout; shortens the lease by this much.
   raft_duration max_clock_drift = std::chrono::milliseconds(20);
+  /// Ask the runtime for a snapshot every this many applied entries (§7);
+  /// 0 disables log compaction.
+  index_t snapshot_interval = 0;
+  /// Entries kept in the log behind a snapshot, so followers that lag a
+  /// little catch up from the log rather than by InstallSnapshot.
+  index_t snapshot_trailing_entries = 1024;
+  /// Largest chunk of snapshot data in one InstallSnapshot request.
+  size_t snapshot_chunk_bytes = 1 << 20;
   /// Seed of the election-jitter generator (used when `random` is empty).
   uint64_t random_seed = 1;
   /// Optional injected source of randomness; returns uniformly random bits.

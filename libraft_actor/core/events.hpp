@@ -108,11 +108,20 @@ struct read_request {
   read_mode mode = read_mode::linearizable;
 };
 
+/// The runtime finished the snapshot asked for with `build_snapshot`: it is
+/// durable and the latest one.
+struct snapshot_built {
+  /// The runtime's id for the snapshot (unique per snapshot).
+  uint64_t snapshot_id = 0;
+  /// Its last included entry (as named in build_snapshot).
+  log_id last_included;
+};
+
 /// Any input of the core.
 using event
   = std::variant<message_received, timer_fired, client_proposal,
                  initialize_cluster, writes_persisted, entries_applied,
                  add_learner, remove_learner, change_membership,
-                 transfer_leadership, read_request>;
+                 transfer_leadership, read_request, snapshot_built>;
 
 } // namespace raft_actor

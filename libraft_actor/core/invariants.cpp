@@ -10,9 +10,9 @@ std::string raft_core::describe() const {
   std::ostringstream os;
   os << "node " << cfg_.id << " role=" << to_string(role_)
      << " term=" << hs_.current_term << " voted_for=" << hs_.voted_for
-     << " leader=" << leader_id_ << " log=[snapshot " << log_.snapshot_id().term
-     << "/" << log_.snapshot_id().index << ", last " << log_.last_id().term
-     << "/" << log_.last_id().index << "] commit=" << commit_index_
+     << " leader=" << leader_id_ << " log=[snapshot " << log_.base_id().term
+     << "/" << log_.base_id().index << ", last " << log_.last_id().term << "/"
+     << log_.last_id().index << "] commit=" << commit_index_
      << " applying=" << applying_ << " applied=" << last_applied_
      << " durable_index=" << durable_index_ << " writes=" << durable_seq_ << "/"
      << last_write_seq_ << " deferred=" << deferred_.size() << " voters={";
@@ -45,14 +45,20 @@ void raft_core::check_invariants() const {
     fail("commit_index beyond the last log index");
   if (!(last_applied_ <= applying_ && applying_ <= commit_index_))
     fail("last_applied <= applying <= commit_index does not hold");
-  if (applying_ > durable_index_ && applying_ > log_.snapshot_id().index)
+  if (applying_ > durable_index_ && applying_ > log_.base_id().index)
     fail("handed out entries for applying that are not durable");
   if (durable_index_ > last)
     fail("durable_index beyond the last log index");
-  if (log_.snapshot_id().index > commit_index_)
+  if (log_.base_id().index > commit_index_)
     fail("snapshot beyond commit_index");
   if (log_.last_term() > hs_.current_term)
     fail("log holds a term beyond current_term");
+  if (snapshot_.last_included.index > commit_index_)
+    fail("snapshot covers uncommitted entries");
+  if (snapshot_.last_included.index > 0
+      && snapshot_.last_included.index >= log_.first_index()
+      && !log_.matches(snapshot_.last_included))
+    fail("log disagrees with the snapshot's last entry");
   if (durable_seq_ > last_write_seq_)
     fail("more writes durable than issued");
   if (role_ == node_role::leader) {

@@ -52,6 +52,12 @@ struct progress {
   size_t inflight_bytes = 0;
   /// The peer answered since the last check-quorum round.
   bool recent_active = false;
+  /// In snapshot state: the snapshot being sent, the next byte offset the
+  /// peer expects, and when the last chunk went out.
+  uint64_t snapshot_id = 0;
+  log_id snapshot_last;
+  uint64_t snapshot_offset = 0;
+  raft_duration snapshot_sent_at{0};
   /// Highest heartbeat round the peer answered in the current term (read
   /// index confirmation, thesis §6.4).
   uint64_t acked_round = 0;

@@ -99,7 +99,8 @@ raft_core::raft_core(core_config cfg, recovered_state rec, clock_reading now)
   rng_state_ = cfg_.random_seed ^ 0x9e3779b97f4a7c15ull;
   hs_ = rec.state;
   try {
-    log_ = raft_log(rec.snapshot, std::move(rec.entries));
+    auto base = rec.log_base == log_id{} ? rec.snapshot : rec.log_base;
+    log_ = raft_log(base, std::move(rec.entries));
   } catch (const std::logic_error& e) {
     throw std::invalid_argument(std::string("recovered log is inconsistent: ")
                                 + e.what());
@@ -110,10 +111,21 @@ raft_core::raft_core(core_config cfg, recovered_state rec, clock_reading now)
       + " beyond the stored current term " + std::to_string(hs_.current_term));
   if (rec.last_applied > log_.last_index())
     throw std::invalid_argument("recovered last_applied is beyond the log");
+  if (rec.snapshot.index < log_.base_id().index
+      || (rec.snapshot.index > 0 && !log_.matches(rec.snapshot)))
+    throw std::invalid_argument(
+      "recovered snapshot does not fit the log: the log must start at or "
+      "before the snapshot and hold its last entry");
+  if (rec.snapshot.index > 0 && rec.snapshot_config.voters.empty())
+    throw std::invalid_argument("recovered snapshot has no membership");
+  snapshot_ = snapshot_meta{rec.snapshot_id, rec.snapshot, rec.snapshot_config};
   durable_index_ = log_.last_index();
   last_applied_ = std::max(rec.last_applied, rec.snapshot.index);
   applying_ = last_applied_;
   commit_index_ = last_applied_;
+  // The configuration at the log's base: the snapshot's when the log starts
+  // there; with trailing entries before the snapshot, config_at() and
+  // refresh_config() find any later configuration entry in the log.
   snapshot_config_ = rec.snapshot_config;
   for (auto i = log_.first_index(); i <= log_.last_index(); ++i) {
     const auto& e = log_.at(i);
@@ -173,11 +185,10 @@ void raft_core::dispatch(event& ev) {
           handle_read_index_request(x);
         else if constexpr (std::is_same_v<T, read_index_response>)
           handle_read_index_response(x);
+        else if constexpr (std::is_same_v<T, install_snapshot_request>)
+          handle_install_snapshot(x);
         else
-          report(severity::warning,
-                 std::string("dropping ") + message_name(raft_message{x})
-                   + " from node " + std::to_string(x.header.from)
-                   + ": InstallSnapshot is not implemented yet");
+          handle_install_snapshot_response(x);
       },
       m->message);
   } else if (std::holds_alternative<timer_fired>(ev)) {
@@ -194,6 +205,7 @@ void raft_core::dispatch(event& ev) {
         heartbeat_deadline_ = now + cfg_.heartbeat_interval;
         send_heartbeats();
         expire_stale_inflight();
+        resend_stale_snapshot_chunks();
       }
     } else if (is_voter() && now >= election_deadline_) {
       on_election_timeout();
@@ -216,6 +228,8 @@ void raft_core::dispatch(event& ev) {
     handle_transfer_leadership(*tl);
   } else if (auto* rr = std::get_if<read_request>(&ev)) {
     handle_read_request(*rr);
+  } else if (auto* sb = std::get_if<snapshot_built>(&ev)) {
+    on_snapshot_built(*sb);
   }
 }
 
@@ -459,6 +473,7 @@ void raft_core::on_entries_applied(index_t index) {
   }
   last_applied_ = std::max(last_applied_, index);
   release_applied_reads();
+  maybe_build_snapshot();
 }
 
 // -- membership ---------------------------------------------------------------
@@ -479,7 +494,7 @@ void raft_core::refresh_config() {
     set_config(m);
     return;
   }
-  config_index_ = log_.snapshot_id().index;
+  config_index_ = log_.base_id().index;
   set_config(snapshot_config_);
 }
 
@@ -581,7 +596,7 @@ void raft_core::handle_initialize(initialize_cluster& req) {
   e.kind = entry_kind::membership;
   e.leader_time_ms = 0; // identical on every founding member
   e.payload = encode_membership(m);
-  if (log_.last_index() == 0 && log_.snapshot_id() == log_id{}) {
+  if (log_.last_index() == 0 && log_.base_id() == log_id{}) {
     log_.append(e);
     persist_append({e});
     config_index_ = e.id.index;

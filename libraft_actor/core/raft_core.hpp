@@ -45,9 +45,15 @@ struct recovered_state {
   hard_state state;
   /// Position covered by the latest snapshot ((0,0) if none).
   log_id snapshot;
+  /// The runtime's id of that snapshot.
+  uint64_t snapshot_id = 0;
   /// Membership as of the snapshot (ignored without a snapshot).
   membership snapshot_config;
-  /// Durable log entries following the snapshot, in order.
+  /// Id of the entry before the first durable entry; (0,0) means "the
+  /// snapshot" (entries may start before the snapshot's index when some
+  /// were kept for lagging followers).
+  log_id log_base;
+  /// Durable log entries following log_base, in order.
   std::vector<log_entry> entries;
   /// Highest index already applied to the state machine (>= snapshot.index
   /// if the state machine was restored from the snapshot).
@@ -90,6 +96,8 @@ public:
   const raft_log& log() const { return log_; }
   /// The configuration in effect (latest in the log, committed or not).
   const membership& config() const { return config_; }
+  /// Last entry covered by the latest snapshot ((0,0) if none).
+  log_id snapshot_last_included() const { return snapshot_.last_included; }
   /// Per-peer progress (meaningful while leader).
   const std::map<node_id, progress>& peers() const { return progress_; }
   /// The configuration this core was built with.
@@ -214,6 +222,17 @@ private:
   void expire_follower_reads();
   void on_leadership_lost();
 
+  // -- snapshot.cpp ----------------------------------------------------------
+
+  membership config_at(index_t index) const;
+  void maybe_build_snapshot();
+  void on_snapshot_built(const snapshot_built& ev);
+  void start_snapshot_transfer(node_id to, progress& pr);
+  void send_snapshot_chunk_to(node_id to, progress& pr);
+  void resend_stale_snapshot_chunks();
+  void handle_install_snapshot(const install_snapshot_request& req);
+  void handle_install_snapshot_response(const install_snapshot_response& resp);
+
   // -- state -----------------------------------------------------------------
 
   core_config cfg_;
@@ -227,8 +246,10 @@ private:
   node_id leader_id_ = no_node;
   raft_log log_;
   membership config_;
-  /// Index of the log entry that holds config_ (0 = snapshot or none).
+  /// Index of the log entry that holds config_ (the log's base index if the
+  /// configuration comes from the snapshot).
   index_t config_index_ = 0;
+  /// The configuration as of the log's base (from the snapshot).
   membership snapshot_config_;
 
   /// Invariant: last_applied_ <= applying_ <= commit_index_ <= last index.
@@ -302,6 +323,25 @@ private:
   std::deque<std::pair<uint64_t, raft_duration>> round_sent_at_;
   raft_duration lease_until_{0};
   raft_duration vote_blackout_until_{0};
+
+  // Snapshots (§7).
+  struct snapshot_meta {
+    uint64_t id = 0;
+    log_id last_included;
+    membership config;
+  };
+  /// The latest complete snapshot. Invariant: last_included <= commit.
+  snapshot_meta snapshot_;
+  bool snapshot_building_ = false;
+  log_id snapshot_requested_;
+  /// A snapshot being received in chunks.
+  struct incoming_snapshot {
+    uint64_t id = 0;
+    log_id last_included;
+    membership config;
+    uint64_t next_offset = 0;
+  };
+  std::optional<incoming_snapshot> incoming_;
 
   raft_duration armed_deadline_{-1};
   node_role announced_role_ = node_role::follower;

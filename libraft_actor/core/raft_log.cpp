@@ -4,15 +4,14 @@
 
 namespace raft_actor {
 
-raft_log::raft_log(log_id snapshot, std::vector<log_entry> entries)
-    : snapshot_(snapshot) {
+raft_log::raft_log(log_id base, std::vector<log_entry> entries) : base_(base) {
   for (auto& e : entries)
     append(std::move(e));
 }
 
 std::optional<term_t> raft_log::term_at(index_t index) const {
-  if (index == snapshot_.index)
-    return snapshot_.term;
+  if (index == base_.index)
+    return base_.term;
   if (index < first_index() || index > last_index())
     return std::nullopt;
   return at(index).id.term;
@@ -66,7 +65,7 @@ index_t raft_log::last_index_with_term_at_most(term_t term,
   for (auto i = hint; i >= first_index(); --i)
     if (at(i).id.term <= term)
       return i;
-  return snapshot_.index;
+  return base_.index;
 }
 
 void raft_log::append(log_entry e) {
@@ -76,10 +75,23 @@ void raft_log::append(log_entry e) {
 }
 
 void raft_log::truncate_from(index_t from) {
-  if (from <= snapshot_.index)
+  if (from <= base_.index)
     throw std::logic_error("raft_log::truncate_from: index is compacted");
   while (last_index() >= from)
     entries_.pop_back();
+}
+
+void raft_log::purge_to(index_t index) {
+  if (index <= base_.index || index > last_index())
+    throw std::logic_error("raft_log::purge_to: index out of range");
+  base_ = at(index).id;
+  while (!entries_.empty() && entries_.front().id.index <= index)
+    entries_.pop_front();
+}
+
+void raft_log::reset(log_id base) {
+  entries_.clear();
+  base_ = base;
 }
 
 } // namespace raft_actor

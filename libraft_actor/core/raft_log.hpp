@@ -19,27 +19,29 @@ public:
   /// An empty log (no snapshot).
   raft_log() = default;
 
-  /// A log that starts after `snapshot` and holds `entries` (contiguous,
-  /// following snapshot.index).
-  raft_log(log_id snapshot, std::vector<log_entry> entries);
+  /// A log that starts after `base` and holds `entries` (contiguous,
+  /// following base.index).
+  raft_log(log_id base, std::vector<log_entry> entries);
 
   // -- queries ---------------------------------------------------------------
 
-  /// Position covered by the latest snapshot ((0,0) if none).
-  log_id snapshot_id() const { return snapshot_; }
+  /// Id of the entry just before the first held entry: the compaction point
+  /// ((0,0) if nothing was ever compacted). Entries up to it are committed
+  /// and live only in a snapshot.
+  log_id base_id() const { return base_; }
 
   /// Index of the first entry held in memory.
-  index_t first_index() const { return snapshot_.index + 1; }
+  index_t first_index() const { return base_.index + 1; }
 
   /// Index of the last entry (the snapshot's if no entries follow it).
-  index_t last_index() const { return snapshot_.index + entries_.size(); }
+  index_t last_index() const { return base_.index + entries_.size(); }
 
   /// Log id of the last entry.
   log_id last_id() const { return {last_term(), last_index()}; }
 
   /// Term of the last entry.
   term_t last_term() const {
-    return entries_.empty() ? snapshot_.term : entries_.back().id.term;
+    return entries_.empty() ? base_.term : entries_.back().id.term;
   }
 
   /// Term at `index`, or nothing if the index is compacted or past the end.
@@ -81,11 +83,19 @@ public:
   /// Appends one entry; precondition: it follows last_id().
   void append(log_entry e);
 
-  /// Removes every entry with index >= `from`; precondition: from > snapshot.
+  /// Removes every entry with index >= `from`; precondition: from > base.
   void truncate_from(index_t from);
 
+  /// Drops entries up to and including `index` (log compaction, §7);
+  /// precondition: base < index <= last_index().
+  void purge_to(index_t index);
+
+  /// Drops every entry; the log then starts after `base` (a snapshot that
+  /// replaces the whole log, §7).
+  void reset(log_id base);
+
 private:
-  log_id snapshot_;
+  log_id base_;
   std::deque<log_entry> entries_;
 };
 

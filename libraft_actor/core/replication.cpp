@@ -6,6 +6,7 @@
 #include "messages/membership_codec.hpp"
 
 #include <algorithm>
+#include <limits>
 
 namespace raft_actor {
 
@@ -20,6 +21,11 @@ bool raft_core::validate_append(const append_entries_request& req,
   }
   if (req.prev_log.index == 0 && req.prev_log.term != 0) {
     why = "prev_log at index 0 must have term 0";
+    return false;
+  }
+  if (req.prev_log.index
+      > std::numeric_limits<index_t>::max() - req.entries.size()) {
+    why = "entry indexes overflow";
     return false;
   }
   auto prev_term = req.prev_log.term;
@@ -76,6 +82,13 @@ void raft_core::handle_append_entries(const append_entries_request& req) {
     send(resp);
     return;
   }
+  if (req.term == hs_.current_term && role_ == node_role::leader) {
+    // Election Safety (§5.2) says this cannot happen: never trust it.
+    report(severity::error, "node " + std::to_string(from)
+                              + " claims to lead our own term "
+                              + std::to_string(req.term) + "; ignoring it");
+    return;
+  }
   if (req.term > hs_.current_term || role_ != node_role::follower)
     become_follower(req.term, from);
   if (leader_id_ == no_node) {
@@ -96,12 +109,12 @@ void raft_core::handle_append_entries(const append_entries_request& req) {
   // Entries at or below our snapshot are committed and therefore match.
   auto prev = req.prev_log;
   size_t skip = 0;
-  if (prev.index < log_.snapshot_id().index) {
-    skip = static_cast<size_t>(std::min<index_t>(
-      log_.snapshot_id().index - prev.index, req.entries.size()));
+  if (prev.index < log_.base_id().index) {
+    skip = static_cast<size_t>(
+      std::min<index_t>(log_.base_id().index - prev.index, req.entries.size()));
     prev = skip > 0 ? req.entries[skip - 1].id : prev;
-    if (prev.index < log_.snapshot_id().index)
-      prev = log_.snapshot_id();
+    if (prev.index < log_.base_id().index)
+      prev = log_.base_id();
   }
 
   // §5.3 consistency check: reject unless our log holds prev_log.
@@ -191,6 +204,13 @@ void raft_core::handle_append_entries_response(
   auto& pr = it->second;
   pr.recent_active = true;
   on_round_acked(from, resp.round);
+  if (pr.state == replication_state::snapshot) {
+    // Only a success at or past our base means the snapshot is not needed.
+    if (!resp.success || resp.match_index < log_.base_id().index
+        || resp.match_index > log_.last_index())
+      return;
+    pr.become_probe();
+  }
   if (resp.success) {
     if (resp.match_index > log_.last_index()) {
       report(severity::warning,
@@ -259,12 +279,8 @@ void raft_core::send_append(node_id to, progress& pr, bool allow_empty) {
     auto prev_index = pr.next_index - 1;
     auto prev_term = log_.term_at(prev_index);
     if (!prev_term) {
-      report(severity::error,
-             "node " + std::to_string(to) + " needs entries before index "
-               + std::to_string(log_.first_index())
-               + ", which requires a snapshot; InstallSnapshot is not "
-                 "implemented yet (issue 3)");
-      pr.state = replication_state::snapshot;
+      // §7: the entries it needs were compacted away: send the snapshot.
+      start_snapshot_transfer(to, pr);
       return;
     }
     append_entries_request req;
@@ -311,13 +327,16 @@ void raft_core::send_heartbeats() {
       send_append(to, pr, true);
       continue;
     }
+    // A peer receiving a snapshot may be behind our log's base: check at
+    // the base then (a rejection is ignored in snapshot state, but the
+    // heartbeat still keeps the peer from campaigning).
     auto match_term = log_.term_at(pr.match_index);
-    if (!match_term)
-      continue;
+    auto prev
+      = match_term ? log_id{*match_term, pr.match_index} : log_.base_id();
     append_entries_request req;
     req.header = header_to(to);
     req.term = hs_.current_term;
-    req.prev_log = {*match_term, pr.match_index};
+    req.prev_log = prev;
     req.leader_commit = std::min(commit_index_, pr.match_index);
     req.round = round_;
     send(std::move(req));

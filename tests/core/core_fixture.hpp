@@ -153,8 +153,8 @@ inline append_entries_request append_request(node_id from, node_id to,
   return r;
 }
 
-inline append_entries_response append_ack(node_id from, node_id to,
-                                          term_t term, index_t match) {
+inline append_entries_response append_ack(node_id from, node_id to, term_t term,
+                                          index_t match) {
   append_entries_response r;
   r.header = header(from, to);
   r.term = term;
@@ -225,41 +225,47 @@ inline std::vector<diagnostic> diagnostics(const std::vector<command>& cmds,
 /// "save_hard_state send:vote->2 set_timer role_changed", so that a test can
 /// assert the exact kinds and order of commands in one comparison.
 inline std::string trace(const std::vector<command>& cmds) {
-  static const char* msg_names[] = {"vote",     "vote_resp",     "append",
-                                    "append_resp", "snapshot", "snapshot_resp",
-                                    "timeout_now"};
+  auto short_name = [](const raft_message& m) -> std::string {
+    std::string n = message_name(m);
+    if (n == "request_vote_request")
+      return "vote";
+    if (n == "request_vote_response")
+      return "vote_resp";
+    if (n == "append_entries_request")
+      return "append";
+    if (n == "append_entries_response")
+      return "append_resp";
+    return n;
+  };
   std::string out;
   for (const auto& c : cmds) {
     if (!out.empty())
       out += ' ';
-    std::visit(
-      [&](const auto& x) {
-        using T = std::decay_t<decltype(x)>;
-        if constexpr (std::is_same_v<T, save_hard_state>)
-          out += "save_hard_state";
-        else if constexpr (std::is_same_v<T, truncate_log>)
-          out += "truncate_log";
-        else if constexpr (std::is_same_v<T, append_log>)
-          out += "append_log";
-        else if constexpr (std::is_same_v<T, send_message>)
-          out += std::string("send:") + msg_names[x.message.index()] + "->"
-                 + std::to_string(header_of(x.message).to);
-        else if constexpr (std::is_same_v<T, apply_entries>)
-          out += "apply";
-        else if constexpr (std::is_same_v<T, proposal_accepted>)
-          out += "proposal_accepted";
-        else if constexpr (std::is_same_v<T, request_failed>)
-          out += "request_failed";
-        else if constexpr (std::is_same_v<T, request_succeeded>)
-          out += "request_succeeded";
-        else if constexpr (std::is_same_v<T, set_timer>)
-          out += "set_timer";
-        else if constexpr (std::is_same_v<T, role_changed>)
-          out += "role_changed";
-        else
-          out += "diagnostic";
-      },
-      c);
+    if (auto* s = std::get_if<send_message>(&c))
+      out += "send:" + short_name(s->message) + "->"
+             + std::to_string(header_of(s->message).to);
+    else if (std::holds_alternative<save_hard_state>(c))
+      out += "save_hard_state";
+    else if (std::holds_alternative<truncate_log>(c))
+      out += "truncate_log";
+    else if (std::holds_alternative<append_log>(c))
+      out += "append_log";
+    else if (std::holds_alternative<apply_entries>(c))
+      out += "apply";
+    else if (std::holds_alternative<proposal_accepted>(c))
+      out += "proposal_accepted";
+    else if (std::holds_alternative<request_failed>(c))
+      out += "request_failed";
+    else if (std::holds_alternative<request_succeeded>(c))
+      out += "request_succeeded";
+    else if (std::holds_alternative<set_timer>(c))
+      out += "set_timer";
+    else if (std::holds_alternative<role_changed>(c))
+      out += "role_changed";
+    else if (std::holds_alternative<diagnostic>(c))
+      out += "diagnostic";
+    else
+      out += "command#" + std::to_string(c.index());
   }
   return out;
 }
@@ -285,9 +291,16 @@ inline std::vector<log_id> log_ids(const raft_log& log) {
 /// One core plus a virtual clock and the commands it returned.
 class harness {
 public:
-  harness(core_config cfg, recovered_state rec, raft_duration start = start_time)
-      : now(start), core(std::move(cfg), std::move(rec), clock_reading{start, 0}) {
+  harness(core_config cfg, recovered_state rec,
+          raft_duration start = start_time)
+      : now(start),
+        core(std::move(cfg), std::move(rec), clock_reading{start, 0}) {
     core.check_invariants();
+    // Like a runtime, arm the first timer; tests then start from a clean
+    // slate. (Every timer_fired step names its deadline again, so a trace
+    // of a timer step always ends with set_timer.)
+    step(timer_fired{});
+    clear();
   }
 
   /// Virtual monotonic time.
@@ -366,9 +379,8 @@ inline harness make_node(node_id id, std::initializer_list<node_id> members,
                          core_config cfg_override = {},
                          index_t last_applied = 1) {
   auto cfg = cfg_override.id == no_node ? make_config(id) : cfg_override;
-  return harness(cfg,
-                 make_recovered(voters_of(members), hs, std::move(entries),
-                                last_applied));
+  return harness(cfg, make_recovered(voters_of(members), hs, std::move(entries),
+                                     last_applied));
 }
 
 /// Builds node `id` of {1..n} and makes it leader of term hs.current_term+1
@@ -391,6 +403,25 @@ inline harness make_leader(node_id id, std::initializer_list<node_id> members,
   }
   REQUIRE(h.core.role() == node_role::leader);
   return h;
+}
+
+/// Delivers to `to` every message in `cmds` addressed to it, then (if
+/// `persist`) reports all of its writes durable. Returns every command `to`
+/// produced meanwhile, e.g. to relay its answers back.
+inline std::vector<command> relay(const std::vector<command>& cmds, harness& to,
+                                  bool persist = true) {
+  std::vector<command> out;
+  for (const auto& c : cmds)
+    if (const auto* s = std::get_if<send_message>(&c))
+      if (header_of(s->message).to == to.core.id()) {
+        to.deliver(s->message);
+        out.insert(out.end(), to.last.begin(), to.last.end());
+      }
+  if (persist) {
+    to.persist_all();
+    out.insert(out.end(), to.last.begin(), to.last.end());
+  }
+  return out;
 }
 
 } // namespace raft_actor::test
