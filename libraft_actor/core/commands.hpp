@@ -17,6 +17,7 @@
 #include "messages/rpc.hpp"
 
 #include <string>
+#include <type_traits>
 #include <variant>
 #include <vector>
 
@@ -109,7 +110,8 @@ struct read_ready {
 /// Take a snapshot of the state machine as of `last_included` (§7). The
 /// core emits it only when every handed-out entry is applied, so the state
 /// machine is exactly at that index when the command is executed in order.
-/// Report back with `snapshot_built`.
+/// Report back with `snapshot_built`. If a newer snapshot was installed from
+/// the leader in the meantime, the store keeps that newer one as latest.
 struct build_snapshot {
   /// The snapshot's last included entry.
   log_id last_included;
@@ -200,5 +202,22 @@ using command
                  request_succeeded, read_ready, set_timer, role_changed,
                  diagnostic, build_snapshot, purge_log, send_snapshot_chunk,
                  write_snapshot_chunk, install_snapshot>;
+
+/// The write sequence number of a storage command, or 0 if `c` is not a
+/// storage write.
+inline uint64_t write_sequence(const command& c) {
+  return std::visit(
+    [](const auto& x) -> uint64_t {
+      using T = std::decay_t<decltype(x)>;
+      if constexpr (
+        std::is_same_v<
+          T,
+          save_hard_state> || std::is_same_v<T, truncate_log> || std::is_same_v<T, append_log> || std::is_same_v<T, purge_log> || std::is_same_v<T, write_snapshot_chunk> || std::is_same_v<T, install_snapshot>)
+        return x.seq;
+      else
+        return 0;
+    },
+    c);
+}
 
 } // namespace raft_actor

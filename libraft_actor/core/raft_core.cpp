@@ -99,8 +99,7 @@ raft_core::raft_core(core_config cfg, recovered_state rec, clock_reading now)
   rng_state_ = cfg_.random_seed ^ 0x9e3779b97f4a7c15ull;
   hs_ = rec.state;
   try {
-    auto base = rec.log_base == log_id{} ? rec.snapshot : rec.log_base;
-    log_ = raft_log(base, std::move(rec.entries));
+    log_ = raft_log(rec.log_base, std::move(rec.entries));
   } catch (const std::logic_error& e) {
     throw std::invalid_argument(std::string("recovered log is inconsistent: ")
                                 + e.what());

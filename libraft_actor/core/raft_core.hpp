@@ -49,9 +49,10 @@ struct recovered_state {
   uint64_t snapshot_id = 0;
   /// Membership as of the snapshot (ignored without a snapshot).
   membership snapshot_config;
-  /// Id of the entry before the first durable entry; (0,0) means "the
-  /// snapshot" (entries may start before the snapshot's index when some
-  /// were kept for lagging followers).
+  /// Id of the entry just before the first durable entry: (0,0) for a log
+  /// that was never compacted, the snapshot's last entry after a snapshot
+  /// replaced the log, or an earlier entry when some were kept behind the
+  /// snapshot for lagging followers. Storage records it with the log.
   log_id log_base;
   /// Durable log entries following log_base, in order.
   std::vector<log_entry> entries;

@@ -160,6 +160,10 @@ void raft_core::handle_install_snapshot_response(
       send_append(from, it->second, true);
     return;
   }
+  if (pr.snapshot_id != snapshot_.id) {
+    start_snapshot_transfer(from, pr); // ours was replaced: send the new one
+    return;
+  }
   pr.snapshot_offset = resp.next_offset; // resume (or restart) there
   send_snapshot_chunk_to(from, pr);
 }

@@ -22,7 +22,7 @@ uint64_t seed_count() {
     if (n > 0)
       return n;
   }
-  return 1000;
+  return 2000;
 }
 
 void quiet(const std::string&) {}
@@ -30,6 +30,7 @@ void quiet(const std::string&) {}
 /// Runs `count` seeds from `from`; reports every failure with its replay.
 void run_seeds(uint64_t from, uint64_t count, int nodes, bool pre_vote) {
   uint64_t failed = 0;
+  sim_result total;
   for (uint64_t seed = from; seed < from + count; ++seed) {
     sim_options o;
     o.seed = seed;
@@ -45,6 +46,21 @@ void run_seeds(uint64_t from, uint64_t count, int nodes, bool pre_vote) {
     }
     // Every run must have done real work, or the checks prove nothing.
     CHECK(r.acknowledged > 0);
+    total.reads += r.reads;
+    total.config_changes += r.config_changes;
+    total.transfers += r.transfers;
+    total.snapshots += r.snapshots;
+    total.crashes += r.crashes;
+    total.partitions += r.partitions;
+  }
+  // The workload as a whole must exercise every feature under faults.
+  if (count >= 20) {
+    CHECK(total.reads > count);
+    CHECK(total.config_changes > 0);
+    CHECK(total.transfers > 0);
+    CHECK(total.snapshots > 0);
+    CHECK(total.crashes > 0);
+    CHECK(total.partitions > 0);
   }
   MESSAGE((count - failed) << " of " << count << " seeds passed (" << nodes
                            << " nodes, pre-vote "

@@ -58,7 +58,8 @@ enum class ev_kind : uint8_t {
   apply_done,
   propose,
   fault_tick,
-  liveness_tick
+  liveness_tick,
+  snapshot_done
 };
 
 struct sim_event {
@@ -81,18 +82,38 @@ struct sim_node {
   node_id id = 0;
   std::unique_ptr<raft_core> core;
   uint64_t incarnation = 0;
-  // What survives a crash.
+  // What survives a crash: term and vote, the log after durable_base, the
+  // latest snapshot and a partly received one.
   hard_state durable_hs;
+  log_id durable_base;
   std::vector<log_entry> durable_log;
+  struct snapshot_file {
+    uint64_t id = 0;
+    log_id last;
+    membership config;
+    std::vector<uint8_t> bytes;
+  };
+  snapshot_file durable_snap;
+  snapshot_file durable_partial;
+  // Written but not synced (lost on a crash): the partial snapshot, and a
+  // snapshot being built.
+  snapshot_file partial;
+  snapshot_file building;
   // Issued but not yet durable writes.
   std::deque<command> pending;
   int64_t storage_free_at = 0;
   // Timer.
   uint64_t timer_gen = 0;
-  // Mirror of the in-memory log: prefix_hash[i-1] covers entries 1..i.
+  // Mirror of the in-memory log: prefix_hash[k] is the hash of the whole log
+  // prefix up to index mirror_base + 1 + k; base_hash covers mirror_base.
+  index_t mirror_base = 0;
+  uint64_t base_hash = 0;
   std::vector<uint64_t> prefix_hash;
   index_t seen_commit = 0;
+  // The state machine: how many entries it applied, and the prefix hash of
+  // what it applied (what a snapshot of it holds).
   index_t applied = 0;
+  uint64_t applied_hash = 0;
   term_t leader_term = 0;
   index_t leader_last = 0;
   int64_t down_since = 0;
@@ -148,6 +169,9 @@ private:
     cfg.max_inflight_appends = 1 + rng_.below(8);
     cfg.lease_reads = lease_reads_;
     cfg.max_learner_lag = 20;
+    cfg.snapshot_interval = rng_.chance(0.6) ? 5 + rng_.below(40) : 0;
+    cfg.snapshot_trailing_entries = rng_.below(10);
+    cfg.snapshot_chunk_bytes = 16 + rng_.below(200);
     return cfg;
   }
 
@@ -167,6 +191,27 @@ private:
   void liveness_tick();
   bool blocked(node_id a, node_id b) const { return cuts_.count({a, b}) > 0; }
   void check_final();
+  void make_durable(sim_node& n, command& c);
+  uint64_t hash_at(const sim_node& n, index_t i) const {
+    return i == n.mirror_base ? n.base_hash
+                              : n.prefix_hash[i - n.mirror_base - 1];
+  }
+  index_t mirror_last(const sim_node& n) const {
+    return n.mirror_base + n.prefix_hash.size();
+  }
+  void handle_snapshot_command(sim_node& n, command& c);
+  void schedule_write(sim_node& n, uint64_t seq) {
+    auto delay = rng_.chance(0.05) ? rng_.range(5, 40) * usec_per_ms
+                                   : rng_.range(50, 2000);
+    n.storage_free_at = std::max(n.storage_free_at, now_) + delay;
+    schedule({n.storage_free_at,
+              0,
+              ev_kind::storage_done,
+              n.id,
+              n.incarnation,
+              seq,
+              {}});
+  }
   void admin_tick();
   node_id current_leader() const;
   void issue_read();
@@ -201,14 +246,47 @@ private:
   std::map<uint64_t, std::pair<node_id, index_t>> reads_;
   /// Admin requests in flight: request id -> what it was.
   std::map<uint64_t, std::string> admin_;
+  uint64_t next_snapshot_id_ = 1;
 };
+
+/// A simulated state machine snapshot: its index, term and prefix hash, then
+/// filler so that transfers take several chunks.
+std::vector<uint8_t> encode_snapshot(log_id last, uint64_t hash,
+                                     size_t filler) {
+  std::vector<uint8_t> out;
+  for (uint64_t x : {last.index, last.term, hash})
+    for (int i = 0; i < 8; ++i)
+      out.push_back(static_cast<uint8_t>(x >> (8 * i)));
+  for (size_t i = 0; i < filler; ++i)
+    out.push_back(static_cast<uint8_t>(i * 31 + last.index));
+  return out;
+}
+
+bool decode_snapshot(const std::vector<uint8_t>& in, log_id& last,
+                     uint64_t& hash) {
+  if (in.size() < 24)
+    return false;
+  uint64_t xs[3] = {0, 0, 0};
+  for (int k = 0; k < 3; ++k)
+    for (int i = 0; i < 8; ++i)
+      xs[k] |= static_cast<uint64_t>(in[static_cast<size_t>(k * 8 + i)])
+               << (8 * i);
+  last = {xs[1], xs[0]};
+  hash = xs[2];
+  return true;
+}
 
 // -- node lifecycle -----------------------------------------------------------
 
 void simulation::start(sim_node& n) {
   recovered_state rec;
   rec.state = n.durable_hs;
+  rec.snapshot = n.durable_snap.last;
+  rec.snapshot_id = n.durable_snap.id;
+  rec.snapshot_config = n.durable_snap.config;
+  rec.log_base = n.durable_base;
   rec.entries = n.durable_log;
+  rec.last_applied = n.durable_snap.last.index; // restored from the snapshot
   try {
     n.core = std::make_unique<raft_core>(make_config(n.id), std::move(rec),
                                          reading());
@@ -217,8 +295,22 @@ void simulation::start(sim_node& n) {
     return;
   }
   n.prefix_hash.clear();
-  n.seen_commit = 0;
-  n.applied = 0;
+  n.mirror_base = n.durable_base.index;
+  if (n.mirror_base > committed_.size())
+    return fail("node " + std::to_string(n.id)
+                + " holds a log base beyond anything committed");
+  n.base_hash = n.mirror_base == 0 ? 0 : committed_[n.mirror_base - 1];
+  n.seen_commit = n.durable_snap.last.index;
+  n.applied = n.durable_snap.last.index;
+  n.applied_hash = 0;
+  n.partial = n.durable_partial;
+  n.building = {};
+  if (n.applied > 0) {
+    log_id last;
+    if (!decode_snapshot(n.durable_snap.bytes, last, n.applied_hash)
+        || last != n.durable_snap.last)
+      return fail("node " + std::to_string(n.id) + " has a corrupt snapshot");
+  }
   n.leader_term = 0;
   n.leader_last = 0;
   mirror_append(n, n.durable_log);
@@ -233,16 +325,9 @@ void simulation::crash(sim_node& n) {
   // Unsynced writes may or may not have reached the disk: keep a random
   // prefix of them (never a later write without the earlier ones).
   auto keep = rng_.below(n.pending.size() + 1);
-  while (keep-- > 0) {
-    auto c = std::move(n.pending.front());
+  while (keep-- > 0 && !failed_) {
+    make_durable(n, n.pending.front());
     n.pending.pop_front();
-    if (auto* hs = std::get_if<save_hard_state>(&c))
-      n.durable_hs = hs->state;
-    else if (auto* t = std::get_if<truncate_log>(&c))
-      n.durable_log.resize(t->from - 1);
-    else if (auto* a = std::get_if<append_log>(&c))
-      for (auto& e : a->entries)
-        n.durable_log.push_back(e);
   }
   n.pending.clear();
   if (opts_.lying_disk && !n.durable_log.empty()) {
@@ -293,12 +378,15 @@ void simulation::step(sim_node& n, event ev) {
     n.leader_term = 0;
   }
   // The mirror must track the core's log exactly.
-  if (n.prefix_hash.size() != core.log().last_index())
+  if (mirror_last(n) != core.log().last_index())
     return fail("simulation mirror out of sync on node "
                 + std::to_string(n.id));
   // Commits: record globally; any two nodes must agree (State Machine Safety).
-  for (auto i = n.seen_commit + 1; i <= core.commit_index(); ++i) {
-    auto h = n.prefix_hash[i - 1];
+  for (auto i = std::max(n.seen_commit + 1, n.mirror_base);
+       i <= core.commit_index(); ++i) {
+    if (i == 0)
+      continue;
+    auto h = hash_at(n, i);
     if (i <= committed_.size()) {
       if (committed_[i - 1] != h)
         return fail("node " + std::to_string(n.id)
@@ -314,11 +402,13 @@ void simulation::step(sim_node& n, event ev) {
     if (i != n.applied + 1)
       return fail("node " + std::to_string(n.id) + " applied index "
                   + std::to_string(i) + " out of order");
-    if (i > committed_.size() || committed_[i - 1] != n.prefix_hash[i - 1])
+    if (i > committed_.size() || i <= n.mirror_base
+        || committed_[i - 1] != hash_at(n, i))
       return fail("node " + std::to_string(n.id)
                   + " applied an uncommitted or different entry at index "
                   + std::to_string(i));
     n.applied = i;
+    n.applied_hash = committed_[i - 1];
     auto acc = n.accepted.find({e.id.term, e.id.index});
     if (acc != n.accepted.end()) {
       // The client gets its answer now: the write is acknowledged.
@@ -342,10 +432,10 @@ void simulation::step(sim_node& n, event ev) {
 void simulation::mirror_append(sim_node& n,
                                const std::vector<log_entry>& entries) {
   for (const auto& e : entries) {
-    if (e.id.index != n.prefix_hash.size() + 1)
+    if (e.id.index != mirror_last(n) + 1)
       return fail("node " + std::to_string(n.id) + " appended index "
                   + std::to_string(e.id.index) + " out of order");
-    uint64_t prev = n.prefix_hash.empty() ? 0 : n.prefix_hash.back();
+    uint64_t prev = n.prefix_hash.empty() ? n.base_hash : n.prefix_hash.back();
     auto h = mix(prev, entry_hash(e));
     n.prefix_hash.push_back(h);
     // Log Matching (§5.3): same index and term => identical prefixes.
@@ -361,34 +451,28 @@ void simulation::mirror_append(sim_node& n,
 
 void simulation::handle(sim_node& n, command& c,
                         std::vector<log_entry>& applied) {
-  auto schedule_write = [&](uint64_t seq) {
-    auto delay = rng_.chance(0.05) ? rng_.range(5, 40) * usec_per_ms
-                                   : rng_.range(50, 2000);
-    n.storage_free_at = std::max(n.storage_free_at, now_) + delay;
-    schedule({n.storage_free_at,
-              0,
-              ev_kind::storage_done,
-              n.id,
-              n.incarnation,
-              seq,
-              {}});
-  };
   if (auto* hs = std::get_if<save_hard_state>(&c)) {
     auto seq = hs->seq;
     n.pending.push_back(std::move(c));
-    schedule_write(seq);
+    schedule_write(n, seq);
   } else if (auto* t = std::get_if<truncate_log>(&c)) {
-    if (t->from == 0 || t->from > n.prefix_hash.size() + 1)
+    if (t->from <= n.mirror_base || t->from > mirror_last(n) + 1)
       return fail("bad truncate_log command");
-    n.prefix_hash.resize(t->from - 1);
+    n.prefix_hash.resize(t->from - 1 - n.mirror_base);
     auto seq = t->seq;
     n.pending.push_back(std::move(c));
-    schedule_write(seq);
+    schedule_write(n, seq);
   } else if (auto* a = std::get_if<append_log>(&c)) {
     mirror_append(n, a->entries);
     auto seq = a->seq;
     n.pending.push_back(std::move(c));
-    schedule_write(seq);
+    schedule_write(n, seq);
+  } else if (std::holds_alternative<build_snapshot>(c)
+             || std::holds_alternative<purge_log>(c)
+             || std::holds_alternative<send_snapshot_chunk>(c)
+             || std::holds_alternative<write_snapshot_chunk>(c)
+             || std::holds_alternative<install_snapshot>(c)) {
+    handle_snapshot_command(n, c);
   } else if (auto* s = std::get_if<send_message>(&c)) {
     send(n, std::move(s->message));
   } else if (auto* ap = std::get_if<apply_entries>(&c)) {
@@ -439,8 +523,8 @@ void simulation::handle(sim_node& n, command& c,
       // Leader Completeness (§5.4): every committed entry is in its log.
       auto c_last = committed_.size();
       if (c_last > 0
-          && (n.prefix_hash.size() < c_last
-              || n.prefix_hash[c_last - 1] != committed_[c_last - 1]))
+          && (mirror_last(n) < c_last || c_last < n.mirror_base
+              || hash_at(n, c_last) != committed_[c_last - 1]))
         return fail(
           "leader completeness broken: new leader " + std::to_string(n.id)
           + " of term " + std::to_string(rc->term)
@@ -484,34 +568,143 @@ void simulation::send(sim_node& from, raft_message m) {
   }
 }
 
-void simulation::on_storage_done(sim_node& n, uint64_t seq) {
-  while (!n.pending.empty()) {
-    auto& c = n.pending.front();
-    uint64_t s = std::visit(
-      [](const auto& x) -> uint64_t {
-        using T = std::decay_t<decltype(x)>;
-        if constexpr (
-          std::is_same_v<
-            T,
-            save_hard_state> || std::is_same_v<T, truncate_log> || std::is_same_v<T, append_log>)
-          return x.seq;
-        else
-          return 0;
-      },
-      c);
-    if (s > seq)
-      break;
-    if (auto* hs = std::get_if<save_hard_state>(&c)) {
-      n.durable_hs = hs->state;
-    } else if (auto* t = std::get_if<truncate_log>(&c)) {
-      n.durable_log.resize(t->from - 1);
-    } else if (auto* a = std::get_if<append_log>(&c)) {
-      for (auto& e : a->entries) {
-        if (e.id.index != n.durable_log.size() + 1)
-          return fail("append_log does not follow the durable log");
-        n.durable_log.push_back(e);
-      }
+void simulation::make_durable(sim_node& n, command& c) {
+  auto base = n.durable_base.index;
+  if (auto* hs = std::get_if<save_hard_state>(&c)) {
+    n.durable_hs = hs->state;
+  } else if (auto* t = std::get_if<truncate_log>(&c)) {
+    if (t->from <= base)
+      return fail("truncate_log into the compacted log");
+    n.durable_log.resize(
+      std::min<size_t>(n.durable_log.size(), t->from - 1 - base));
+  } else if (auto* a = std::get_if<append_log>(&c)) {
+    for (auto& e : a->entries) {
+      if (e.id.index != base + n.durable_log.size() + 1)
+        return fail("append_log does not follow the durable log");
+      n.durable_log.push_back(e);
     }
+  } else if (auto* p = std::get_if<purge_log>(&c)) {
+    if (p->up_to <= base)
+      return; // already compacted (e.g. by an installed snapshot)
+    auto k = std::min<size_t>(n.durable_log.size(), p->up_to - base);
+    if (k == 0 || n.durable_log[k - 1].id.index != p->up_to)
+      return fail("purge_log beyond the durable log");
+    n.durable_base = n.durable_log[k - 1].id;
+    n.durable_log.erase(n.durable_log.begin(),
+                        n.durable_log.begin() + static_cast<std::ptrdiff_t>(k));
+  } else if (auto* w = std::get_if<write_snapshot_chunk>(&c)) {
+    auto& f = n.durable_partial;
+    if (w->offset == 0)
+      f = {w->snapshot_id, {}, {}, {}};
+    if (f.id != w->snapshot_id || f.bytes.size() != w->offset)
+      return fail("write_snapshot_chunk out of order");
+    f.bytes.insert(f.bytes.end(), w->data.begin(), w->data.end());
+  } else if (auto* in = std::get_if<install_snapshot>(&c)) {
+    auto& f = n.durable_partial;
+    if (f.id != in->snapshot_id)
+      return fail("install_snapshot of a snapshot never written");
+    n.durable_snap
+      = {in->snapshot_id, in->last_included, in->config, std::move(f.bytes)};
+    f = {};
+    auto last = in->last_included;
+    if (in->keep_log_suffix && last.index > base) {
+      auto k = std::min<size_t>(n.durable_log.size(), last.index - base);
+      n.durable_log.erase(n.durable_log.begin(),
+                          n.durable_log.begin()
+                            + static_cast<std::ptrdiff_t>(k));
+      n.durable_base = last;
+    } else if (!in->keep_log_suffix) {
+      n.durable_log.clear();
+      n.durable_base = last;
+    }
+  }
+}
+
+void simulation::handle_snapshot_command(sim_node& n, command& c) {
+  if (auto* b = std::get_if<build_snapshot>(&c)) {
+    // The state machine must be exactly at the requested entry.
+    if (n.applied != b->last_included.index)
+      return fail(
+        "build_snapshot at index " + std::to_string(b->last_included.index)
+        + " while the state machine is at " + std::to_string(n.applied));
+    n.building
+      = {next_snapshot_id_++, b->last_included, b->config,
+         encode_snapshot(b->last_included, n.applied_hash, rng_.below(600))};
+    schedule({now_ + rng_.range(1, 20) * usec_per_ms,
+              0,
+              ev_kind::snapshot_done,
+              n.id,
+              n.incarnation,
+              n.building.id,
+              {}});
+  } else if (auto* sc = std::get_if<send_snapshot_chunk>(&c)) {
+    auto req = sc->request;
+    const auto& f = n.durable_snap;
+    if (f.id != req.snapshot_id || f.last != req.last_included)
+      return fail("node " + std::to_string(n.id)
+                  + " was asked to send a snapshot it does not have");
+    if (req.offset > f.bytes.size()) {
+      req.offset = f.bytes.size(); // a follower asked past the end
+    }
+    auto len = std::min<size_t>(sc->max_bytes, f.bytes.size() - req.offset);
+    req.data.assign(f.bytes.begin() + static_cast<std::ptrdiff_t>(req.offset),
+                    f.bytes.begin()
+                      + static_cast<std::ptrdiff_t>(req.offset + len));
+    req.done = req.offset + len == f.bytes.size();
+    send(n, req);
+  } else if (auto* w = std::get_if<write_snapshot_chunk>(&c)) {
+    if (w->offset == 0)
+      n.partial = {w->snapshot_id, {}, {}, {}};
+    if (n.partial.id != w->snapshot_id || n.partial.bytes.size() != w->offset)
+      return fail("write_snapshot_chunk out of order on node "
+                  + std::to_string(n.id));
+    n.partial.bytes.insert(n.partial.bytes.end(), w->data.begin(),
+                           w->data.end());
+    auto seq = w->seq;
+    n.pending.push_back(std::move(c));
+    schedule_write(n, seq);
+  } else if (auto* in = std::get_if<install_snapshot>(&c)) {
+    // Restore the state machine from the received snapshot now.
+    log_id last;
+    uint64_t hash = 0;
+    if (n.partial.id != in->snapshot_id
+        || !decode_snapshot(n.partial.bytes, last, hash)
+        || last != in->last_included)
+      return fail("install_snapshot of an incomplete or foreign snapshot on "
+                  "node "
+                  + std::to_string(n.id));
+    if (last.index > committed_.size() || committed_[last.index - 1] != hash)
+      return fail("node " + std::to_string(n.id)
+                  + " installed a snapshot that disagrees with the "
+                    "committed log at index "
+                  + std::to_string(last.index));
+    n.applied = last.index;
+    n.applied_hash = hash;
+    if (!in->keep_log_suffix) {
+      n.mirror_base = last.index;
+      n.base_hash = hash;
+      n.prefix_hash.clear();
+    } else if (hash_at(n, last.index) != hash) {
+      return fail("kept a log suffix that does not match the snapshot");
+    }
+    schedule(
+      {now_, 0, ev_kind::apply_done, n.id, n.incarnation, last.index, {}});
+    auto seq = in->seq;
+    n.pending.push_back(std::move(c));
+    schedule_write(n, seq);
+  } else if (auto* p = std::get_if<purge_log>(&c)) {
+    auto seq = p->seq;
+    n.pending.push_back(std::move(c));
+    schedule_write(n, seq);
+  }
+}
+
+void simulation::on_storage_done(sim_node& n, uint64_t seq) {
+  while (!n.pending.empty() && !failed_) {
+    auto& c = n.pending.front();
+    if (write_sequence(c) > seq)
+      break;
+    make_durable(n, c);
     n.pending.pop_front();
   }
   step(n, writes_persisted{seq});
@@ -705,6 +898,8 @@ void simulation::check_final() {
       if (!cfg.contains(n.id))
         continue;
       const auto& log = n.core->log();
+      if (id.index <= log.base_id().index)
+        continue; // compacted into a snapshot, checked when installed
       if (log.last_index() < id.index || log.at(id.index).id != id)
         return fail("acknowledged write " + std::to_string(payload)
                     + " at index " + std::to_string(id.index)
@@ -808,6 +1003,21 @@ sim_result simulation::run() {
       case ev_kind::liveness_tick:
         liveness_tick();
         break;
+      case ev_kind::snapshot_done: {
+        auto& n = node(ev.node);
+        if (n.core && n.incarnation == ev.incarnation
+            && n.building.id == ev.arg) {
+          // A snapshot installed from the leader meanwhile may be newer:
+          // the store keeps whichever covers more.
+          auto built = std::move(n.building);
+          n.building = {};
+          ++result_.snapshots;
+          if (built.last.index > n.durable_snap.last.index)
+            n.durable_snap = built;
+          step(n, snapshot_built{built.id, built.last});
+        }
+        break;
+      }
     }
     // Done once faults stopped, enough new writes were acknowledged and every
     // member of the leader's configuration applied all it committed.

@@ -71,6 +71,8 @@ struct sim_result {
   /// Membership changes and leadership transfers that succeeded.
   uint64_t config_changes = 0;
   uint64_t transfers = 0;
+  /// Snapshots taken.
+  uint64_t snapshots = 0;
 };
 
 /// Runs one simulation; never throws (a thrown invariant is a failure).
