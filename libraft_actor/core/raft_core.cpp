@@ -477,24 +477,30 @@ void raft_core::on_entries_applied(index_t index) {
 
 // -- membership ---------------------------------------------------------------
 
-void raft_core::refresh_config() {
-  // Thesis §4.1: a server uses the latest configuration in its log, whether
-  // or not it is committed; a truncated entry rolls back to the previous one.
-  for (auto i = log_.last_index(); i >= log_.first_index() && i > 0; --i) {
+index_t raft_core::find_config(index_t upto, membership& out) const {
+  for (auto i = std::min(upto, log_.last_index());
+       i >= log_.first_index() && i > 0; --i) {
     const auto& e = log_.at(i);
     if (e.kind != entry_kind::membership)
       continue;
-    membership m;
     std::string why;
-    if (!decode_membership(e.payload, m, why))
+    if (!decode_membership(e.payload, out, why))
       throw invariant_violation("membership entry at index " + std::to_string(i)
                                 + " became malformed: " + why);
-    config_index_ = i;
-    set_config(m);
-    return;
+    return i;
   }
-  config_index_ = log_.base_id().index;
-  set_config(snapshot_config_);
+  // No configuration entry in (base, upto]: the one at the base holds.
+  out = snapshot_config_;
+  return 0;
+}
+
+void raft_core::refresh_config() {
+  // Thesis §4.1: a server uses the latest configuration in its log, whether
+  // or not it is committed; a truncated entry rolls back to the previous one.
+  membership m;
+  auto i = find_config(log_.last_index(), m);
+  config_index_ = i != 0 ? i : log_.base_id().index;
+  set_config(m);
 }
 
 void raft_core::set_config(const membership& m) {

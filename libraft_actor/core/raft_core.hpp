@@ -144,6 +144,9 @@ private:
 
   // Membership.
   void refresh_config();
+  /// Latest configuration entry at or before `upto` (its index, or 0 and
+  /// the configuration at the log's base).
+  index_t find_config(index_t upto, membership& out) const;
   void set_config(const membership& m);
 
   // Client and admin requests.
@@ -164,6 +167,7 @@ private:
   // -- replication.cpp -------------------------------------------------------
 
   bool validate_append(const append_entries_request& req, std::string& why);
+  bool accept_leader_message(term_t term, node_id from);
   void handle_append_entries(const append_entries_request& req);
   void handle_append_entries_response(const append_entries_response& resp);
   void send_append(node_id to, progress& pr, bool allow_empty);

@@ -12,6 +12,32 @@ namespace raft_actor {
 
 // -- follower side ------------------------------------------------------------
 
+bool raft_core::accept_leader_message(term_t term, node_id from) {
+  if (term == hs_.current_term && role_ == node_role::leader) {
+    // Election Safety (§5.2) says this cannot happen: never trust it.
+    report(severity::error, "node " + std::to_string(from)
+                              + " claims to lead our own term "
+                              + std::to_string(term) + "; ignoring it");
+    return false;
+  }
+  if (term > hs_.current_term || role_ != node_role::follower)
+    become_follower(term, from);
+  if (leader_id_ == no_node) {
+    leader_id_ = from;
+  } else if (leader_id_ != from) {
+    report(severity::error, "two leaders claim term " + std::to_string(term)
+                              + ": node " + std::to_string(leader_id_)
+                              + " and node " + std::to_string(from)
+                              + "; ignoring the latter");
+    return false;
+  }
+  check_transfer(leader_id_);
+  heard_leader_ = true;
+  last_leader_contact_ = now_.monotonic;
+  reset_election_deadline();
+  return true;
+}
+
 bool raft_core::validate_append(const append_entries_request& req,
                                 std::string& why) {
   if (req.prev_log.term > req.term) {
@@ -82,28 +108,8 @@ void raft_core::handle_append_entries(const append_entries_request& req) {
     send(resp);
     return;
   }
-  if (req.term == hs_.current_term && role_ == node_role::leader) {
-    // Election Safety (§5.2) says this cannot happen: never trust it.
-    report(severity::error, "node " + std::to_string(from)
-                              + " claims to lead our own term "
-                              + std::to_string(req.term) + "; ignoring it");
+  if (!accept_leader_message(req.term, from))
     return;
-  }
-  if (req.term > hs_.current_term || role_ != node_role::follower)
-    become_follower(req.term, from);
-  if (leader_id_ == no_node) {
-    leader_id_ = from;
-  } else if (leader_id_ != from) {
-    report(severity::error, "two leaders claim term " + std::to_string(req.term)
-                              + ": node " + std::to_string(leader_id_)
-                              + " and node " + std::to_string(from)
-                              + "; ignoring the latter");
-    return;
-  }
-  check_transfer(leader_id_);
-  heard_leader_ = true;
-  last_leader_contact_ = now_.monotonic;
-  reset_election_deadline();
   resp.term = hs_.current_term;
 
   // Entries at or below our snapshot are committed and therefore match.

@@ -18,20 +18,9 @@ constexpr size_t max_accepted_chunk = 64u << 20;
 } // namespace
 
 membership raft_core::config_at(index_t index) const {
-  for (auto i = std::min(index, log_.last_index()); i >= log_.first_index();
-       --i) {
-    const auto& e = log_.at(i);
-    if (e.kind != entry_kind::membership)
-      continue;
-    membership m;
-    std::string why;
-    if (!decode_membership(e.payload, m, why))
-      throw invariant_violation("membership entry at index " + std::to_string(i)
-                                + " is malformed: " + why);
-    return m;
-  }
-  // No configuration entry in (base, index]: the one at the base holds.
-  return snapshot_config_;
+  membership m;
+  find_config(index, m);
+  return m;
 }
 
 // -- taking snapshots ---------------------------------------------------------
@@ -193,27 +182,8 @@ void raft_core::handle_install_snapshot(const install_snapshot_request& req) {
     send(resp);
     return;
   }
-  if (req.term == hs_.current_term && role_ == node_role::leader) {
-    report(severity::error, "node " + std::to_string(from)
-                              + " claims to lead our own term "
-                              + std::to_string(req.term) + "; ignoring it");
+  if (!accept_leader_message(req.term, from))
     return;
-  }
-  if (req.term > hs_.current_term || role_ != node_role::follower)
-    become_follower(req.term, from);
-  if (leader_id_ == no_node) {
-    leader_id_ = from;
-  } else if (leader_id_ != from) {
-    report(severity::error, "two leaders claim term " + std::to_string(req.term)
-                              + ": node " + std::to_string(leader_id_)
-                              + " and node " + std::to_string(from)
-                              + "; ignoring the latter");
-    return;
-  }
-  check_transfer(leader_id_);
-  heard_leader_ = true;
-  last_leader_contact_ = now_.monotonic;
-  reset_election_deadline();
   resp.term = hs_.current_term;
 
   if (req.last_included.index <= commit_index_) {
