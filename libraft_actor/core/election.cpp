@@ -9,6 +9,9 @@ namespace raft_actor {
 void raft_core::on_election_timeout() {
   if (role_ == node_role::leader || !is_voter())
     return;
+  // Only the election TimeoutNow started may bypass leader stickiness; one
+  // that follows after it timed out is an ordinary election.
+  transfer_campaign_ = false;
   // Thesis §9.6: first ask whether we could win, without touching terms, so
   // that a node returning from a partition does not depose a healthy leader.
   campaign(cfg_.pre_vote);

@@ -151,6 +151,9 @@ void raft_core::advance_config_change() {
   }
   if (config_.joint || config_index_ > commit_index_)
     return;
+  // The configuration is committed: stop tracking members it removed.
+  for (auto it = progress_.begin(); it != progress_.end();)
+    it = config_.contains(it->first) ? std::next(it) : progress_.erase(it);
   if (pending_config_ && commit_index_ >= pending_config_->wait_index) {
     bool ready = true;
     if (pending_config_->wait_caught_up && pending_config_->learner) {

@@ -323,13 +323,14 @@ void raft_core::set_hard_state(hard_state hs) {
 void raft_core::become_follower(term_t term, node_id leader) {
   if (role_ == node_role::leader)
     on_leadership_lost();
-  if (term > hs_.current_term || leader != leader_id_)
-    fail_follower_reads(raft_error::not_leader,
-                        "the leader changed before the read was confirmed");
+  bool leader_changed = term > hs_.current_term || leader != leader_id_;
   if (term > hs_.current_term)
     set_hard_state({term, no_node});
   role_ = node_role::follower;
   leader_id_ = leader;
+  if (leader_changed) // the failed reads name the new leader as the hint
+    fail_follower_reads(raft_error::not_leader,
+                        "the leader changed before the read was confirmed");
   check_transfer(leader);
   progress_.clear();
   votes_.clear();
@@ -510,14 +511,16 @@ void raft_core::set_config(const membership& m) {
     reset_election_deadline();
   if (role_ != node_role::leader)
     return;
-  // Track exactly the members of the new configuration.
-  for (auto it = progress_.begin(); it != progress_.end();)
-    it = config_.contains(it->first) ? std::next(it) : progress_.erase(it);
+  // Track every member of the new configuration. Members it removes stay
+  // tracked until it commits (advance_config_change), so that they receive
+  // the entry that removes them and stop campaigning. A new member starts
+  // at the entry just appended (the configuration), so the first send
+  // probes it at once instead of waiting for a heartbeat.
   for (auto* group : {&config_.voters, &config_.learners, &config_.old_voters})
     for (const auto& kv : *group)
       if (kv.first != cfg_.id && progress_.count(kv.first) == 0) {
         progress p;
-        p.next_index = log_.last_index() + 1;
+        p.next_index = std::max<index_t>(log_.last_index(), 1);
         progress_.emplace(kv.first, p);
       }
 }

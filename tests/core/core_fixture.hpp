@@ -315,6 +315,10 @@ public:
   std::vector<command> history;
   /// Highest write sequence number issued so far.
   uint64_t issued_seq = 0;
+  /// Highest sequence number of any storage write issued so far, including
+  /// the snapshot writes (purge_log, write_snapshot_chunk, install_snapshot)
+  /// that `issued_seq` does not track.
+  uint64_t issued_any_seq = 0;
 
   /// Feeds one event at the current virtual time; checks the invariants.
   const std::vector<command>& step(event ev) {
@@ -327,6 +331,7 @@ public:
         issued_seq = std::max(issued_seq, t->seq);
       else if (auto* a = std::get_if<append_log>(&c))
         issued_seq = std::max(issued_seq, a->seq);
+      issued_any_seq = std::max(issued_any_seq, write_sequence(c));
       history.push_back(c);
     }
     return last;
@@ -340,6 +345,11 @@ public:
   /// Reports every write issued so far as durable.
   const std::vector<command>& persist_all() {
     return step(writes_persisted{issued_seq});
+  }
+
+  /// Reports every write issued so far durable, snapshot writes included.
+  const std::vector<command>& persist_every_write() {
+    return step(writes_persisted{issued_any_seq});
   }
 
   /// Moves the clock forward by `d` and fires the timer.
@@ -420,6 +430,247 @@ inline std::vector<command> relay(const std::vector<command>& cmds, harness& to,
   if (persist) {
     to.persist_all();
     out.insert(out.end(), to.last.begin(), to.last.end());
+  }
+  return out;
+}
+
+// -- membership, transfer, reads and snapshots --------------------------------
+
+/// A membership with `voters` and `learners` (addresses empty).
+inline membership members_of(std::initializer_list<node_id> voters,
+                             std::initializer_list<node_id> learners) {
+  auto m = voters_of(voters);
+  for (auto id : learners)
+    m.learners.emplace(id, "");
+  return m;
+}
+
+/// The joint configuration C(old,new) a leader proposes when `old_cfg`
+/// changes its voters to `new_voters`: promoted learners leave the learners.
+inline membership joint_of(const membership& old_cfg,
+                           std::initializer_list<node_id> new_voters) {
+  membership m;
+  for (auto id : new_voters)
+    m.voters.emplace(id, "");
+  m.learners = old_cfg.learners;
+  for (auto id : new_voters)
+    m.learners.erase(id);
+  m.joint = true;
+  m.old_voters = old_cfg.voters;
+  return m;
+}
+
+/// C(new) of a joint configuration: its new voters and its learners.
+inline membership new_half(const membership& joint) {
+  membership m;
+  m.voters = joint.voters;
+  m.learners = joint.learners;
+  return m;
+}
+
+/// A membership log entry holding `m`.
+inline log_entry membership_entry(term_t term, index_t index,
+                                  const membership& m) {
+  log_entry e;
+  e.id = {term, index};
+  e.kind = entry_kind::membership;
+  e.payload = encode_membership(m);
+  return e;
+}
+
+/// The membership a membership entry holds (fails the test if malformed).
+inline membership decoded(const log_entry& e) {
+  REQUIRE(e.kind == entry_kind::membership);
+  membership m;
+  std::string why;
+  REQUIRE_MESSAGE(decode_membership(e.payload, m, why), why);
+  return m;
+}
+
+/// Like make_node, for an arbitrary initial membership `m`.
+inline harness make_node_with(node_id id, const membership& m,
+                              hard_state hs = {1, no_node},
+                              std::vector<log_entry> entries = {},
+                              core_config cfg_override = {},
+                              index_t last_applied = 1) {
+  auto cfg = cfg_override.id == no_node ? make_config(id) : cfg_override;
+  return harness(cfg, make_recovered(m, hs, std::move(entries), last_applied));
+}
+
+/// Makes `h` (a voter whose election deadline is armed) leader: times out,
+/// persists the vote and collects grants from the voters of its
+/// configuration (both halves of a joint one).
+inline void elect(harness& h) {
+  h.fire_deadline();
+  REQUIRE(h.core.role() == node_role::candidate);
+  h.persist_all();
+  auto term = h.core.current_term();
+  auto cfg = h.core.config();
+  for (auto* group : {&cfg.voters, &cfg.old_voters})
+    for (const auto& kv : *group) {
+      if (kv.first == h.core.id() || h.core.role() == node_role::leader)
+        continue;
+      h.deliver(vote_response(kv.first, h.core.id(), term, true));
+    }
+  REQUIRE(h.core.role() == node_role::leader);
+}
+
+/// Like make_leader, for an arbitrary initial membership `m`.
+inline harness make_leader_with(node_id id, const membership& m,
+                                hard_state hs = {1, no_node},
+                                std::vector<log_entry> entries = {},
+                                core_config cfg = {}) {
+  auto h = make_node_with(id, m, hs, std::move(entries), cfg);
+  elect(h);
+  return h;
+}
+
+/// An acknowledgement that also echoes heartbeat round `round`.
+inline append_entries_response append_ack_round(node_id from, node_id to,
+                                                term_t term, index_t match,
+                                                uint64_t round) {
+  auto r = append_ack(from, to, term, match);
+  r.round = round;
+  return r;
+}
+
+/// Brings leader `h` to a clean, fully replicated state: its writes are
+/// durable, every peer (voters and learners) acknowledged its last index,
+/// the state machine applied everything, and the command history is empty.
+inline void settle_leader(harness& h) {
+  h.persist_all();
+  auto last = h.core.log().last_index();
+  std::vector<node_id> peers;
+  for (const auto& kv : h.core.peers())
+    peers.push_back(kv.first);
+  for (auto peer : peers)
+    h.deliver(append_ack(peer, h.core.id(), h.core.current_term(), last));
+  REQUIRE(h.core.commit_index() == last);
+  h.step(entries_applied{last});
+  REQUIRE(h.core.last_applied() == last);
+  h.clear();
+}
+
+/// make_leader_with, then settle_leader: a leader whose blank entry of its
+/// term is committed on every peer and applied.
+inline harness make_settled_leader(node_id id, const membership& m,
+                                   hard_state hs = {1, no_node},
+                                   std::vector<log_entry> entries = {},
+                                   core_config cfg = {}) {
+  auto h = make_leader_with(id, m, hs, std::move(entries), cfg);
+  settle_leader(h);
+  return h;
+}
+
+inline timeout_now_request timeout_now(node_id from, node_id to, term_t term) {
+  timeout_now_request r;
+  r.header = header(from, to);
+  r.term = term;
+  return r;
+}
+
+inline read_index_request read_index_req(node_id from, node_id to, term_t term,
+                                         uint64_t read_id) {
+  read_index_request r;
+  r.header = header(from, to);
+  r.term = term;
+  r.read_id = read_id;
+  return r;
+}
+
+inline read_index_response read_index_resp(node_id from, node_id to,
+                                           term_t term, uint64_t read_id,
+                                           bool success, index_t read_index) {
+  read_index_response r;
+  r.header = header(from, to);
+  r.term = term;
+  r.read_id = read_id;
+  r.success = success;
+  r.read_index = read_index;
+  return r;
+}
+
+/// One InstallSnapshot chunk of `size` bytes at `offset`.
+inline install_snapshot_request
+snapshot_chunk(node_id from, node_id to, term_t term, uint64_t snapshot_id,
+               log_id last_included, const membership& config, uint64_t offset,
+               size_t size, bool done) {
+  install_snapshot_request r;
+  r.header = header(from, to);
+  r.term = term;
+  r.snapshot_id = snapshot_id;
+  r.last_included = last_included;
+  r.config = config;
+  r.offset = offset;
+  r.data.assign(size, static_cast<uint8_t>(0x5a));
+  r.done = done;
+  return r;
+}
+
+inline install_snapshot_response snapshot_ack(node_id from, node_id to,
+                                              term_t term, uint64_t snapshot_id,
+                                              uint64_t next_offset, bool done) {
+  install_snapshot_response r;
+  r.header = header(from, to);
+  r.term = term;
+  r.snapshot_id = snapshot_id;
+  r.next_offset = next_offset;
+  r.done = done;
+  return r;
+}
+
+/// A recovered state with a snapshot at `snapshot` (membership `m`), a log
+/// that starts after `log_base` and holds `entries`, and `last_applied`.
+inline recovered_state
+make_recovered_snapshot(const membership& m, hard_state hs, log_id snapshot,
+                        uint64_t snapshot_id, log_id log_base,
+                        std::vector<log_entry> entries, index_t last_applied) {
+  recovered_state r;
+  r.state = hs;
+  r.snapshot = snapshot;
+  r.snapshot_id = snapshot_id;
+  r.snapshot_config = m;
+  r.log_base = log_base;
+  r.entries = std::move(entries);
+  r.last_applied = last_applied;
+  return r;
+}
+
+/// Like `trace`, but names every command kind (reads, snapshots) and every
+/// message, e.g. "send_snapshot_chunk->2 read_ready send:timeout_now->2".
+inline std::string full_trace(const std::vector<command>& cmds) {
+  std::string out;
+  for (const auto& c : cmds) {
+    if (!out.empty())
+      out += ' ';
+    if (std::holds_alternative<read_ready>(c))
+      out += "read_ready";
+    else if (std::holds_alternative<build_snapshot>(c))
+      out += "build_snapshot";
+    else if (std::holds_alternative<purge_log>(c))
+      out += "purge_log";
+    else if (auto* sc = std::get_if<send_snapshot_chunk>(&c))
+      out += "send_snapshot_chunk->" + std::to_string(sc->request.header.to);
+    else if (std::holds_alternative<write_snapshot_chunk>(c))
+      out += "write_snapshot_chunk";
+    else if (std::holds_alternative<install_snapshot>(c))
+      out += "install_snapshot";
+    else if (auto* s = std::get_if<send_message>(&c);
+             s
+             && (std::holds_alternative<timeout_now_request>(s->message)
+                 || std::holds_alternative<read_index_request>(s->message)
+                 || std::holds_alternative<read_index_response>(s->message)
+                 || std::holds_alternative<install_snapshot_request>(s->message)
+                 || std::holds_alternative<install_snapshot_response>(
+                   s->message))) {
+      std::string n = message_name(s->message);
+      if (n.size() > 8 && n.compare(n.size() - 8, 8, "_request") == 0)
+        n.resize(n.size() - 8);
+      else if (n.size() > 9 && n.compare(n.size() - 9, 9, "_response") == 0)
+        n = n.substr(0, n.size() - 9) + "_resp";
+      out += "send:" + n + "->" + std::to_string(header_of(s->message).to);
+    } else
+      out += trace({c});
   }
   return out;
 }
