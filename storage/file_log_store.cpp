@@ -131,6 +131,18 @@ void file_log_store::load() {
                             base_path, 0);
     }
   }
+  // Everything checks out: now repair the torn tail, if any.
+  if (repair_) {
+    auto& s = segments_[repair_->segment];
+    fs_->truncate(s.file, repair_->at);
+    if (repair_->rewrite_header) {
+      auto h = disk::segment_header(s.first);
+      fs_->pwrite(s.file, h.data(), h.size(), 0);
+    }
+    fs_->fdatasync(s.file);
+    notes_.push_back(repair_->note);
+    repair_.reset();
+  }
 }
 
 void file_log_store::load_segment(segment& s, bool is_last) {
@@ -142,11 +154,12 @@ void file_log_store::load_segment(segment& s, bool is_last) {
       throw storage_error(std::string("segment ends inside a record (") + what
                             + ") but is not the last segment",
                           s.path, static_cast<int64_t>(at));
-    notes_.push_back("truncated torn tail (" + std::string(what) + ") of "
-                     + s.path + " at offset " + std::to_string(at) + ", "
-                     + std::to_string(bytes.size() - at) + " bytes");
-    fs_->truncate(s.file, at);
-    fs_->fdatasync(s.file);
+    // Repaired only after every other check passed (see load()), so that
+    // a directory we refuse is left exactly as we found it.
+    repair_ = tail_repair{segments_.size() - 1, at, false,
+                          "truncated torn tail (" + std::string(what) + ") of "
+                            + s.path + " at offset " + std::to_string(at) + ", "
+                            + std::to_string(bytes.size() - at) + " bytes"};
     bytes.resize(at);
   };
   index_t first = 0;
@@ -157,10 +170,8 @@ void file_log_store::load_segment(segment& s, bool is_last) {
     if (is_last && (bytes.size() < disk::segment_header_size || blank)) {
       // The segment was being created when we crashed: write its header.
       torn(0, "incomplete segment header");
-      auto h = disk::segment_header(s.first);
-      fs_->pwrite(s.file, h.data(), h.size(), 0);
-      fs_->fdatasync(s.file);
-      s.size = h.size();
+      repair_->rewrite_header = true;
+      s.size = disk::segment_header_size;
       return;
     }
     throw storage_error("bad segment header", s.path, 0);

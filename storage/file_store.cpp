@@ -1,6 +1,7 @@
 // Stable state, snapshots and the data directory (the log is in
 // file_log_store.cpp).
 #include "storage/file_store.hpp"
+#include "storage/crc32c.hpp"
 #include "storage/record_format.hpp"
 
 #include <boost/archive/binary_iarchive.hpp>
@@ -25,7 +26,7 @@ void serialize(Archive& ar, raft_actor::membership& x, unsigned) {
 
 template <class Archive>
 void serialize(Archive& ar, raft_actor::snapshot_meta& x, unsigned) {
-  ar& x.id& x.last_included& x.config& x.framework_state& x.size;
+  ar& x.id& x.last_included& x.config& x.framework_state& x.size& x.data_crc;
 }
 
 } // namespace boost::serialization
@@ -152,11 +153,56 @@ file_snapshot_store::file_snapshot_store(std::shared_ptr<file_system> fs,
   for (auto& m : complete)
     if (!latest_ || m.last_included.index > latest_->last_included.index)
       latest_ = m;
-  if (newest_partial != 0) {
-    partial_id_ = newest_partial;
-    partial_ = fs_->open(path_of(newest_partial, ".partial"), false);
-    partial_size_ = fs_->size(partial_);
+  // Snapshot data is checked like every other byte we trust.
+  auto crc_of = [this](const std::string& path, uint64_t size) {
+    auto f = fs_->open(path, false);
+    uint32_t crc = 0;
+    std::vector<uint8_t> buf(1 << 20);
+    try {
+      for (uint64_t off = 0; off < size;) {
+        auto n = fs_->pread(f, buf.data(),
+                            std::min<uint64_t>(buf.size(), size - off), off);
+        if (n == 0)
+          break;
+        crc = crc32c(buf.data(), n, crc);
+        off += n;
+      }
+    } catch (...) {
+      fs_->close(f);
+      throw;
+    }
+    fs_->close(f);
+    return crc;
+  };
+  if (latest_) {
+    auto data = path_of(latest_->id, ".snap");
+    if (crc_of(data, latest_->size) != latest_->data_crc)
+      throw storage_error("snapshot data checksum mismatch", data, 0);
   }
+  if (newest_partial != 0) {
+    auto path = path_of(newest_partial, ".partial");
+    partial_id_ = newest_partial;
+    partial_ = fs_->open(path, false);
+    partial_size_ = fs_->size(partial_);
+    partial_crc_ = crc_of(path, partial_size_);
+  }
+  // Everything checked: drop what interrupted writes and replaced
+  // snapshots left behind.
+  bool removed = false;
+  for (const auto& name : fs_->list(dir_)) {
+    auto dot = name.find('.');
+    auto ext = dot == std::string::npos ? std::string{} : name.substr(dot);
+    uint64_t id = std::strtoull(name.substr(0, dot).c_str(), nullptr, 10);
+    bool keep
+      = (latest_ && id == latest_->id && (ext == ".snap" || ext == ".meta"))
+        || (id == partial_id_ && ext == ".partial");
+    if (!keep) {
+      fs_->remove(dir_ + "/" + name);
+      removed = true;
+    }
+  }
+  if (removed)
+    fs_->sync_dir(dir_);
 }
 
 file_snapshot_store::~file_snapshot_store() {
@@ -195,6 +241,7 @@ void file_snapshot_store::begin(uint64_t id) {
     partial_ = fs_->open(path_of(id, ".partial"), true);
     fs_->truncate(partial_, 0);
     partial_size_ = 0;
+    partial_crc_ = 0;
   } catch (const storage_error& e) {
     fail(e);
   }
@@ -211,6 +258,7 @@ void file_snapshot_store::write(uint64_t id, uint64_t offset,
     fs_->pwrite(partial_, data.data(), data.size(), offset);
     fs_->fdatasync(partial_); // a chunk is acknowledged once durable
     partial_size_ += data.size();
+    partial_crc_ = crc32c(data.data(), data.size(), partial_crc_);
   } catch (const storage_error& e) {
     fail(e);
   }
@@ -227,6 +275,7 @@ snapshot_meta file_snapshot_store::finish(uint64_t id, snapshot_meta meta) {
                                 + std::to_string(id) + " was not begun");
   meta.id = id;
   meta.size = partial_size_;
+  meta.data_crc = partial_crc_;
   try {
     fs_->fsync(partial_);
     fs_->close(partial_);
@@ -302,11 +351,17 @@ data_dir data_dir::open(std::shared_ptr<file_system> fs,
   fs->make_dirs(path);
   auto id_file = path + "/identity";
   if (!fs->exists(id_file)) {
-    auto entries = fs->list(path);
-    if (!entries.empty())
-      throw storage_error("directory is not empty but has no identity file "
-                          "(refusing to guess whose data it holds)",
-                          path);
+    // A crash during creation can leave the hard state (written first) but
+    // no identity: that is still a fresh directory. Anything else is not.
+    auto names = fs->list(path);
+    for (const auto& name : names)
+      if (name != "hard_state" && name != "hard_state.tmp"
+          && name != "identity.tmp")
+        throw storage_error("directory is not empty but has no identity file "
+                            "(refusing to guess whose data it holds)",
+                            path);
+    for (const auto& name : names)
+      fs->remove(path + "/" + name);
     std::vector<uint8_t> fields;
     disk::put<uint32_t>(fields, disk::format_version);
     disk::put<uint64_t>(fields, node);

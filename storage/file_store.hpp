@@ -8,6 +8,7 @@
 #include "storage/interfaces.hpp"
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -85,6 +86,14 @@ private:
   bool failed_ = false;
   std::string failure_;
   std::vector<std::string> notes_;
+  /// A torn tail found while loading, repaired once all checks passed.
+  struct tail_repair {
+    size_t segment = 0;
+    uint64_t at = 0;
+    bool rewrite_header = false;
+    std::string note;
+  };
+  std::optional<tail_repair> repair_;
 };
 
 /// Term and vote in one small file, replaced atomically on every save.
@@ -109,8 +118,11 @@ private:
 /// most one <id>.partial being written.
 class file_snapshot_store : public snapshot_store {
 public:
-  /// Opens or creates the directory; drops leftovers of interrupted writes
-  /// except the newest partial snapshot (so a transfer can resume).
+  /// Opens or creates the directory and verifies the latest snapshot's data
+  /// against its checksum (storage_error naming the file if it does not
+  /// match); then drops leftovers of interrupted writes and older
+  /// snapshots, except the newest partial snapshot (so a transfer can
+  /// resume).
   file_snapshot_store(std::shared_ptr<file_system> fs, std::string dir);
   ~file_snapshot_store() override;
 
@@ -135,6 +147,7 @@ private:
   uint64_t partial_id_ = 0;
   file_handle partial_;
   uint64_t partial_size_ = 0;
+  uint32_t partial_crc_ = 0;
   bool failed_ = false;
   std::string failure_;
 };

@@ -64,11 +64,13 @@ struct snapshot_meta {
   std::vector<uint8_t> framework_state;
   /// Size of the snapshot data in bytes.
   uint64_t size = 0;
+  /// CRC32C of the snapshot data (filled in by finish()).
+  uint32_t data_crc = 0;
 
   friend bool operator==(const snapshot_meta& a, const snapshot_meta& b) {
     return a.id == b.id && a.last_included == b.last_included
            && a.config == b.config && a.framework_state == b.framework_state
-           && a.size == b.size;
+           && a.size == b.size && a.data_crc == b.data_crc;
   }
 };
 

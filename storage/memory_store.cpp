@@ -1,5 +1,7 @@
 #include "storage/memory_store.hpp"
 
+#include "storage/crc32c.hpp"
+
 #include <algorithm>
 #include <stdexcept>
 
@@ -99,6 +101,7 @@ snapshot_meta memory_snapshot_store::finish(uint64_t id, snapshot_meta meta) {
                                 + std::to_string(id) + " was not begun");
   meta.id = id;
   meta.size = partial_.size();
+  meta.data_crc = crc32c(partial_.data(), partial_.size());
   if (!latest_ || meta.last_included.index > latest_->last_included.index) {
     latest_ = meta;
     latest_data_ = std::move(partial_);
