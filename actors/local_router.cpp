@@ -1,0 +1,46 @@
+#include "actors/local_router.hpp"
+
+#include <caf/all.hpp>
+
+#include <map>
+#include <set>
+
+namespace raft_actor {
+
+namespace {
+
+struct router_state {
+  std::map<node_id, node_actor> nodes;
+  std::set<std::pair<node_id, node_id>> cuts;
+  static inline const char* name = "raft_local_router";
+};
+
+local_router_actor::behavior_type
+router(local_router_actor::stateful_pointer<router_state> self) {
+  return {
+    [self](peer_message& m) {
+      const auto& h = header_of(m.message);
+      auto& st = self->state;
+      if (st.cuts.count({h.from, h.to}))
+        return;
+      auto it = st.nodes.find(h.to);
+      if (it != st.nodes.end())
+        self->send(it->second, std::move(m));
+    },
+    [self](router_attach& a) { self->state.nodes[a.id] = a.node; },
+    [self](router_cut c) {
+      if (c.cut)
+        self->state.cuts.insert({c.from, c.to});
+      else
+        self->state.cuts.erase({c.from, c.to});
+    },
+  };
+}
+
+} // namespace
+
+local_router_actor spawn_local_router(caf::actor_system& sys) {
+  return sys.spawn(router);
+}
+
+} // namespace raft_actor

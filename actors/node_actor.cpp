@@ -1,0 +1,511 @@
+// The core actor of a node: owns the pure core and the state machine, turns
+// messages into core events and core commands into sends, timers, storage
+// requests and replies. It never blocks: disk I/O happens in the storage
+// worker, and time comes from one timer armed for the core's next deadline.
+#include "actors/storage_worker.hpp"
+#include "libraft_actor/core/raft_core.hpp"
+#include "libraft_actor/node.hpp"
+
+#include <caf/all.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <deque>
+#include <map>
+
+namespace raft_actor {
+
+// -- configuration and errors -------------------------------------------------
+
+std::string node_config::validate() const {
+  if (auto why = core.validate(); !why.empty())
+    return why;
+  if (max_pending_requests == 0)
+    return "max_pending_requests must be positive";
+  if (request_timeout.count() <= 0)
+    return "request_timeout must be positive";
+  if (core.snapshot_interval != 0)
+    return "snapshot_interval must be 0: the actor runtime does not build or "
+           "install snapshots yet (the protocol core does; see issue 5)";
+  return {};
+}
+
+caf::error make_error(raft_error code, std::string detail) {
+  return caf::error{static_cast<uint8_t>(code), raft_error_category,
+                    caf::make_message(std::move(detail))};
+}
+
+void add_node_types(caf::actor_system_config& cfg) {
+  cfg.add_error_category(raft_error_category, [](uint8_t code, caf::atom_value,
+                                                 const caf::message& ctx) {
+    std::string s = "raft_error::";
+    s += to_string(static_cast<raft_error>(code));
+    if (ctx.match_elements<std::string>())
+      s += " (" + ctx.get_as<std::string>(0) + ")";
+    return s;
+  });
+  cfg.add_message_type<client_write>("raft_actor::client_write");
+  cfg.add_message_type<write_result>("raft_actor::write_result");
+  cfg.add_message_type<client_read>("raft_actor::client_read");
+  cfg.add_message_type<read_result>("raft_actor::read_result");
+  cfg.add_message_type<admin_initialize>("raft_actor::admin_initialize");
+  cfg.add_message_type<admin_add_learner>("raft_actor::admin_add_learner");
+  cfg.add_message_type<admin_remove_learner>(
+    "raft_actor::admin_remove_learner");
+  cfg.add_message_type<admin_change_membership>(
+    "raft_actor::admin_change_membership");
+  cfg.add_message_type<admin_transfer_leadership>(
+    "raft_actor::admin_transfer_leadership");
+  cfg.add_message_type<admin_get_metrics>("raft_actor::admin_get_metrics");
+  cfg.add_message_type<admin_shutdown>("raft_actor::admin_shutdown");
+  cfg.add_message_type<admin_done>("raft_actor::admin_done");
+  cfg.add_message_type<node_metrics>("raft_actor::node_metrics");
+}
+
+namespace {
+
+/// Internal: the core's timer fired (generation guards stale timers).
+struct node_tick {
+  uint64_t generation = 0;
+};
+
+/// Internal: a client request ran out of time.
+struct request_expired {
+  uint64_t request_id = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, node_tick& x) {
+  return f(caf::meta::type_name("raft_actor::node_tick"), x.generation);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, request_expired& x) {
+  return f(caf::meta::type_name("raft_actor::request_expired"), x.request_id);
+}
+
+/// The node's full interface: the public one plus what its storage worker
+/// and its own timers send it.
+using node_impl_actor = node_actor::extend<
+  caf::reacts_to<writes_persisted>, caf::reacts_to<snapshot_built>,
+  caf::reacts_to<storage_failed>, caf::reacts_to<node_tick>,
+  caf::reacts_to<request_expired>>;
+
+using clock_type = std::chrono::steady_clock;
+
+/// A request waiting for the core.
+struct pending_request {
+  enum kind_t { write, read, admin } kind = write;
+  caf::response_promise promise;
+  /// Reads: the query to run once safe.
+  std::vector<uint8_t> query;
+  /// Writes: where the entry was appended (term 0 until accepted).
+  log_id appended;
+};
+
+struct node_state {
+  node_config cfg;
+  std::unique_ptr<raft_core> core;
+  std::shared_ptr<state_machine> sm;
+  storage_worker_actor storage;
+  router_actor router;
+  clock_type::time_point epoch = clock_type::now();
+  uint64_t next_request = 1;
+  std::map<uint64_t, pending_request> pending;
+  /// Accepted writes by log index (request ids).
+  std::map<index_t, uint64_t> writes_at;
+  std::vector<command> storage_batch;
+  uint64_t timer_generation = 0;
+  bool stopped = false;
+  static inline const char* name = "raft_node";
+};
+
+using node_pointer = node_impl_actor::stateful_pointer<node_state>;
+
+clock_reading now(node_state& st) {
+  auto mono
+    = std::chrono::duration_cast<raft_duration>(clock_type::now() - st.epoch);
+  auto wall = std::chrono::duration_cast<std::chrono::milliseconds>(
+    std::chrono::system_clock::now().time_since_epoch());
+  return {mono, wall.count()};
+}
+
+/// Fails every pending request with `code` and forgets them.
+void fail_all(node_state& st, raft_error code, const std::string& why) {
+  for (auto& kv : st.pending)
+    kv.second.promise.deliver(make_error(code, why));
+  st.pending.clear();
+  st.writes_at.clear();
+}
+
+/// Stops the node after a fatal problem (storage failure, broken invariant,
+/// a throwing state machine): every pending request is answered.
+void stop_fatally(node_pointer self, raft_error code, const std::string& why) {
+  auto& st = self->state;
+  if (st.stopped)
+    return;
+  st.stopped = true;
+  SPDLOG_CRITICAL("node {} term {}: stopping: {}", st.cfg.core.id,
+                  st.core ? st.core->current_term() : 0, why);
+  fail_all(st, code, why);
+  self->send_exit(st.storage, caf::exit_reason::user_shutdown);
+  self->quit(make_error(code, why));
+}
+
+void execute(node_pointer self, command& c, std::deque<event>& followups);
+
+/// Feeds one event (and everything it causes) through the core.
+void step(node_pointer self, event ev) {
+  auto& st = self->state;
+  if (st.stopped)
+    return;
+  std::deque<event> queue;
+  queue.push_back(std::move(ev));
+  try {
+    while (!queue.empty() && !st.stopped) {
+      auto e = std::move(queue.front());
+      queue.pop_front();
+      auto cmds = st.core->step(now(st), std::move(e));
+      for (auto& c : cmds)
+        execute(self, c, queue);
+    }
+  } catch (const invariant_violation& e) {
+    return stop_fatally(self, raft_error::storage_failed,
+                        std::string("protocol invariant broken: ") + e.what());
+  } catch (const std::exception& e) {
+    return stop_fatally(self, raft_error::storage_failed,
+                        std::string("state machine failed: ") + e.what());
+  }
+  if (!st.storage_batch.empty()) {
+    self->send(st.storage, storage_writes{std::move(st.storage_batch)});
+    st.storage_batch.clear();
+  }
+}
+
+void deliver_error(node_state& st, uint64_t request_id, raft_error e,
+                   node_id hint, const std::string& detail) {
+  auto it = st.pending.find(request_id);
+  if (it == st.pending.end())
+    return;
+  auto text = detail;
+  if (hint != no_node)
+    text += " (leader hint: node " + std::to_string(hint) + ")";
+  if (it->second.appended.index != 0)
+    st.writes_at.erase(it->second.appended.index);
+  it->second.promise.deliver(make_error(e, text));
+  st.pending.erase(it);
+}
+
+void apply(node_pointer self, std::vector<log_entry>& entries,
+           std::deque<event>& followups) {
+  auto& st = self->state;
+  if (entries.empty())
+    return;
+  // A throwing state machine stops the node (step catches): an entry is
+  // never skipped.
+  auto responses = st.sm->apply(entries);
+  if (responses.size() != entries.size())
+    throw std::runtime_error(
+      "state machine returned " + std::to_string(responses.size())
+      + " responses for " + std::to_string(entries.size()) + " entries");
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const auto& e = entries[i];
+    auto w = st.writes_at.find(e.id.index);
+    if (w == st.writes_at.end())
+      continue;
+    auto p = st.pending.find(w->second);
+    st.writes_at.erase(w);
+    if (p == st.pending.end())
+      continue;
+    if (p->second.appended == e.id)
+      p->second.promise.deliver(
+        write_result{e.id.index, std::move(responses[i])});
+    else // another leader's entry took its place: it never committed
+      p->second.promise.deliver(
+        make_error(raft_error::not_leader,
+                   "the entry was replaced by a new leader; not applied"));
+    st.pending.erase(p);
+  }
+  followups.push_back(entries_applied{entries.back().id.index});
+}
+
+void execute(node_pointer self, command& c, std::deque<event>& followups) {
+  auto& st = self->state;
+  auto id = st.cfg.core.id;
+  if (write_sequence(c) != 0) {
+    if (auto* t = std::get_if<truncate_log>(&c)) {
+      // Writes appended at or after the cut will never commit here.
+      for (auto it = st.writes_at.lower_bound(t->from);
+           it != st.writes_at.end();) {
+        auto rid = it->second;
+        it = st.writes_at.erase(it);
+        deliver_error(st, rid, raft_error::not_leader, st.core->leader_id(),
+                      "the entry was replaced by a new leader; not applied");
+      }
+    }
+    if (std::holds_alternative<install_snapshot>(c))
+      return stop_fatally(self, raft_error::storage_failed,
+                          "received a snapshot, but this runtime cannot "
+                          "restore the state machine from one yet");
+    st.storage_batch.push_back(std::move(c));
+    return;
+  }
+  if (auto* s = std::get_if<send_message>(&c)) {
+    self->send(st.router, peer_message{std::move(s->message)});
+  } else if (auto* a = std::get_if<apply_entries>(&c)) {
+    apply(self, a->entries, followups);
+  } else if (auto* r = std::get_if<read_ready>(&c)) {
+    auto it = st.pending.find(r->request_id);
+    if (it != st.pending.end()) {
+      try {
+        auto answer = st.sm->query(it->second.query);
+        it->second.promise.deliver(
+          read_result{r->read_index, std::move(answer)});
+      } catch (const std::exception& e) {
+        it->second.promise.deliver(
+          make_error(raft_error::invalid_argument,
+                     std::string("query failed: ") + e.what()));
+      }
+      st.pending.erase(it);
+    }
+  } else if (auto* pa = std::get_if<proposal_accepted>(&c)) {
+    auto it = st.pending.find(pa->request_id);
+    if (it != st.pending.end()) {
+      it->second.appended = pa->id;
+      st.writes_at[pa->id.index] = pa->request_id;
+    }
+  } else if (auto* f = std::get_if<request_failed>(&c)) {
+    deliver_error(st, f->request_id, f->error, f->leader_hint, f->detail);
+  } else if (auto* ok = std::get_if<request_succeeded>(&c)) {
+    auto it = st.pending.find(ok->request_id);
+    if (it != st.pending.end()) {
+      it->second.promise.deliver(admin_done{});
+      st.pending.erase(it);
+    }
+  } else if (auto* t = std::get_if<set_timer>(&c)) {
+    auto gen = ++st.timer_generation;
+    if (t->deadline.count() > 0) {
+      auto delay = t->deadline - now(st).monotonic;
+      if (delay.count() < 0)
+        delay = raft_duration{0};
+      self->delayed_send(self, delay, node_tick{gen});
+    }
+  } else if (auto* rc = std::get_if<role_changed>(&c)) {
+    SPDLOG_INFO("node {} term {}: {} (leader: {})", id, rc->term,
+                to_string(rc->role), rc->leader);
+  } else if (auto* d = std::get_if<diagnostic>(&c)) {
+    auto term = st.core->current_term();
+    switch (d->level) {
+      case severity::debug:
+        SPDLOG_DEBUG("node {} term {}: {}", id, term, d->text);
+        break;
+      case severity::info:
+        SPDLOG_INFO("node {} term {}: {}", id, term, d->text);
+        break;
+      case severity::warning:
+        SPDLOG_WARN("node {} term {}: {}", id, term, d->text);
+        break;
+      case severity::error:
+        SPDLOG_ERROR("node {} term {}: {}", id, term, d->text);
+        break;
+    }
+  } else if (std::holds_alternative<build_snapshot>(c)
+             || std::holds_alternative<send_snapshot_chunk>(c)) {
+    SPDLOG_ERROR("node {} term {}: the core asked for snapshot work, which "
+                 "this runtime does not do yet (snapshot_interval must be 0 "
+                 "on every node)",
+                 id, st.core->current_term());
+  }
+}
+
+/// Registers a request; returns its id, or 0 if the node is overloaded
+/// (the promise is then answered already).
+uint64_t admit(node_pointer self, pending_request req) {
+  auto& st = self->state;
+  if (st.stopped) {
+    req.promise.deliver(
+      make_error(raft_error::shutting_down, "the node is stopping"));
+    return 0;
+  }
+  if (st.pending.size() >= st.cfg.max_pending_requests) {
+    req.promise.deliver(
+      make_error(raft_error::overloaded, "too many requests pending"));
+    return 0;
+  }
+  auto id = st.next_request++;
+  st.pending.emplace(id, std::move(req));
+  self->delayed_send(self, st.cfg.request_timeout, request_expired{id});
+  return id;
+}
+
+caf::response_promise
+admin_request(node_pointer self, const std::function<event(uint64_t)>& make) {
+  pending_request req;
+  req.kind = pending_request::admin;
+  req.promise = self->make_response_promise();
+  auto rp = req.promise;
+  if (auto id = admit(self, std::move(req)))
+    step(self, make(id));
+  return rp;
+}
+
+node_impl_actor::behavior_type node(node_pointer self, node_config cfg,
+                                    std::shared_ptr<state_machine> sm,
+                                    node_stores stores, router_actor router) {
+  auto& st = self->state;
+  st.cfg = cfg;
+  st.sm = std::move(sm);
+  st.router = std::move(router);
+  auto rec = recover(stores);
+  st.core = std::make_unique<raft_core>(cfg.core, std::move(rec), now(st));
+  st.storage = spawn_storage_worker(
+    self->system(), std::move(stores),
+    caf::actor_cast<storage_listener_actor>(self), cfg.detached_storage);
+  self->link_to(st.storage);
+  // Nothing happens until the first deadline: arm it.
+  {
+    std::deque<event> none;
+    command arm = set_timer{st.core->next_deadline()};
+    execute(self, arm, none);
+  }
+  SPDLOG_INFO("node {} term {}: started with {} log entries", cfg.core.id,
+              st.core->current_term(), st.core->log().last_index());
+  return {
+    [self](client_write& w) -> caf::result<write_result> {
+      pending_request req;
+      req.kind = pending_request::write;
+      req.promise = self->make_response_promise();
+      if (auto id = admit(self, std::move(req)))
+        step(self, client_proposal{id, std::move(w.payload)});
+      return caf::delegated<write_result>{};
+    },
+    [self](client_read& r) -> caf::result<read_result> {
+      auto& st = self->state;
+      if (r.mode == consistency::stale) {
+        try {
+          return read_result{st.core->last_applied(), st.sm->query(r.query)};
+        } catch (const std::exception& e) {
+          return make_error(raft_error::invalid_argument,
+                            std::string("query failed: ") + e.what());
+        }
+      }
+      pending_request req;
+      req.kind = pending_request::read;
+      req.promise = self->make_response_promise();
+      req.query = std::move(r.query);
+      if (auto id = admit(self, std::move(req)))
+        step(self, read_request{id, r.mode == consistency::lease
+                                      ? read_mode::lease
+                                      : read_mode::linearizable});
+      return caf::delegated<read_result>{};
+    },
+    [self](admin_initialize& a) -> caf::result<admin_done> {
+      admin_request(self, [&](uint64_t id) -> event {
+        return initialize_cluster{id, a.config};
+      });
+      return caf::delegated<admin_done>{};
+    },
+    [self](admin_add_learner& a) -> caf::result<admin_done> {
+      admin_request(self, [&](uint64_t id) -> event {
+        return add_learner{id, a.id, a.address, a.wait_caught_up};
+      });
+      return caf::delegated<admin_done>{};
+    },
+    [self](admin_remove_learner& a) -> caf::result<admin_done> {
+      admin_request(self, [&](uint64_t id) -> event {
+        return remove_learner{id, a.id};
+      });
+      return caf::delegated<admin_done>{};
+    },
+    [self](admin_change_membership& a) -> caf::result<admin_done> {
+      admin_request(self, [&](uint64_t id) -> event {
+        return change_membership{id, a.voters};
+      });
+      return caf::delegated<admin_done>{};
+    },
+    [self](admin_transfer_leadership& a) -> caf::result<admin_done> {
+      admin_request(self, [&](uint64_t id) -> event {
+        return transfer_leadership{id, a.to};
+      });
+      return caf::delegated<admin_done>{};
+    },
+    [self](admin_get_metrics) -> node_metrics {
+      const auto& c = *self->state.core;
+      node_metrics m;
+      m.id = c.id();
+      m.role = c.role();
+      m.term = c.current_term();
+      m.leader = c.leader_id();
+      m.commit_index = c.commit_index();
+      m.last_applied = c.last_applied();
+      m.last_log_index = c.log().last_index();
+      m.snapshot_index = c.snapshot_last_included().index;
+      m.config = c.config();
+      for (const auto& [peer, pr] : c.peers())
+        m.match_index[peer] = pr.match_index;
+      return m;
+    },
+    [self](admin_shutdown) -> admin_done {
+      auto& st = self->state;
+      SPDLOG_INFO("node {} term {}: shutting down", st.cfg.core.id,
+                  st.core->current_term());
+      st.stopped = true;
+      fail_all(st, raft_error::shutting_down, "the node is shutting down");
+      self->send_exit(st.storage, caf::exit_reason::user_shutdown);
+      self->quit();
+      return {};
+    },
+    [self](peer_message& m) {
+      step(self, message_received{std::move(m.message)});
+    },
+    [self](writes_persisted w) { step(self, w); },
+    [self](snapshot_built b) { step(self, b); },
+    [self](storage_failed& f) {
+      stop_fatally(self, raft_error::storage_failed, f.what);
+    },
+    [self](node_tick t) {
+      if (t.generation == self->state.timer_generation)
+        step(self, timer_fired{});
+    },
+    [self](request_expired x) {
+      auto& st = self->state;
+      auto it = st.pending.find(x.request_id);
+      if (it == st.pending.end())
+        return;
+      // An appended write may still commit: its outcome is unknown.
+      bool appended = it->second.appended.index != 0;
+      deliver_error(st, x.request_id,
+                    appended ? raft_error::unknown_outcome
+                             : raft_error::timeout,
+                    st.core->leader_id(),
+                    appended ? "timed out after the entry was appended; it "
+                               "may still commit"
+                             : "timed out");
+    },
+  };
+}
+
+} // namespace
+
+node_actor spawn_node(caf::actor_system& sys, node_config cfg,
+                      std::shared_ptr<state_machine> sm,
+                      std::shared_ptr<stable_store> stable,
+                      std::shared_ptr<log_store> log,
+                      std::shared_ptr<snapshot_store> snapshots,
+                      router_actor router) {
+  if (auto why = cfg.validate(); !why.empty())
+    throw std::invalid_argument("invalid node_config: " + why);
+  if (!sm || !stable || !log || !snapshots)
+    throw std::invalid_argument("spawn_node needs a state machine and all "
+                                "three stores");
+  node_stores stores{std::move(stable), std::move(log), std::move(snapshots)};
+  // Recover once here so that unreadable stores fail the caller, not the
+  // actor.
+  (void)recover(stores);
+  auto impl = sys.spawn(node, std::move(cfg), std::move(sm), std::move(stores),
+                        std::move(router));
+  return caf::actor_cast<node_actor>(impl);
+}
+
+} // namespace raft_actor

@@ -1,0 +1,301 @@
+// The public API of a raft-actor node: spawn one in your CAF application,
+// then talk to it with ordinary typed messages (client writes and reads,
+// admin commands). Errors come back as CAF errors of category "raft" whose
+// code is a raft_error.
+#pragma once
+
+#include "libraft_actor/core/commands.hpp"
+#include "libraft_actor/core/config.hpp"
+#include "libraft_actor/core/errors.hpp"
+#include "libraft_actor/core/events.hpp"
+#include "messages/caf_inspect.hpp"
+#include "storage/interfaces.hpp"
+
+#include <caf/atom.hpp>
+#include <caf/error.hpp>
+#include <caf/fwd.hpp>
+#include <caf/make_message.hpp>
+#include <caf/meta/type_name.hpp>
+#include <caf/typed_actor.hpp>
+
+#include <chrono>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace raft_actor {
+
+// -- configuration ------------------------------------------------------------
+
+/// Everything a node needs besides its stores and state machine.
+struct node_config {
+  /// Protocol settings: id, cluster id, timeouts, batching and windows.
+  core_config core;
+  /// Client requests waiting for an answer beyond which new ones are refused
+  /// with raft_error::overloaded.
+  size_t max_pending_requests = 10000;
+  /// How long a client request may wait before it fails with
+  /// raft_error::timeout (writes: unknown_outcome once appended).
+  std::chrono::milliseconds request_timeout{5000};
+  /// Run the storage worker on its own thread (turn off only for CAF's
+  /// deterministic test scheduler).
+  bool detached_storage = true;
+
+  /// Empty if usable, else a sentence naming the first problem.
+  std::string validate() const;
+};
+
+// -- client messages ----------------------------------------------------------
+
+/// Append a command to the replicated log; answered with write_result once
+/// it is committed and applied.
+struct client_write {
+  /// The command for the state machine.
+  std::vector<uint8_t> payload;
+};
+
+/// Answer to client_write.
+struct write_result {
+  /// Where the command sits in the log.
+  index_t index = 0;
+  /// The state machine's response.
+  std::vector<uint8_t> response;
+};
+
+/// How a read is made safe (client_read).
+enum class consistency : uint8_t {
+  /// Linearizable via ReadIndex (the default).
+  linearizable = 0,
+  /// Leader lease (needs core_config::lease_reads, else linearizable).
+  lease = 1,
+  /// Whatever this node has applied: fast, possibly stale.
+  stale = 2,
+};
+
+/// Run a read-only query against the state machine.
+struct client_read {
+  /// The query for the state machine.
+  std::vector<uint8_t> query;
+  /// Safety level.
+  consistency mode = consistency::linearizable;
+};
+
+/// Answer to client_read.
+struct read_result {
+  /// Log index the answer reflects.
+  index_t index = 0;
+  /// The state machine's answer.
+  std::vector<uint8_t> answer;
+};
+
+// -- admin messages -----------------------------------------------------------
+
+/// Form a new cluster with this membership (see initialize_cluster).
+struct admin_initialize {
+  /// The founding members.
+  membership config;
+};
+
+/// Add a non-voting member.
+struct admin_add_learner {
+  /// The learner's id.
+  node_id id = no_node;
+  /// Its address.
+  std::string address;
+  /// Answer only once it caught up.
+  bool wait_caught_up = false;
+};
+
+/// Remove a learner.
+struct admin_remove_learner {
+  /// The learner.
+  node_id id = no_node;
+};
+
+/// Change the voters with joint consensus.
+struct admin_change_membership {
+  /// The new voters.
+  std::set<node_id> voters;
+};
+
+/// Hand leadership to another voter.
+struct admin_transfer_leadership {
+  /// The voter that should lead.
+  node_id to = no_node;
+};
+
+/// Ask for the node's metrics.
+struct admin_get_metrics {};
+
+/// Stop the node: pending requests fail with shutting_down.
+struct admin_shutdown {};
+
+/// Answer to an admin command that has no other result.
+struct admin_done {};
+
+/// A node's view of itself and its peers.
+struct node_metrics {
+  /// This node.
+  node_id id = no_node;
+  /// Its role.
+  node_role role = node_role::follower;
+  /// Current term.
+  term_t term = 0;
+  /// Known leader (0 if none).
+  node_id leader = no_node;
+  /// Commit index.
+  index_t commit_index = 0;
+  /// Last applied index.
+  index_t last_applied = 0;
+  /// Last log index.
+  index_t last_log_index = 0;
+  /// Last index covered by a snapshot.
+  index_t snapshot_index = 0;
+  /// Configuration in effect.
+  membership config;
+  /// Per peer (leader only): match index.
+  std::map<node_id, index_t> match_index;
+};
+
+// -- errors -------------------------------------------------------------------
+
+/// The CAF error category of raft_error.
+constexpr caf::atom_value raft_error_category = caf::atom("raft");
+
+/// Makes a CAF error from a raft_error with a human-readable detail.
+caf::error make_error(raft_error code, std::string detail = {});
+
+/// Registers the "raft" error category and every message type of the node
+/// API with a CAF configuration (needed to render errors and to talk to
+/// nodes in other processes).
+void add_node_types(caf::actor_system_config& cfg);
+
+// -- the node -----------------------------------------------------------------
+
+/// A routed Raft message between nodes of one process (see local_router).
+struct peer_message {
+  /// The message; its header names sender and receiver.
+  raft_message message;
+};
+
+/// The typed interface of a node's core actor.
+using node_actor = caf::typed_actor<
+  caf::replies_to<client_write>::with<write_result>,
+  caf::replies_to<client_read>::with<read_result>,
+  caf::replies_to<admin_initialize>::with<admin_done>,
+  caf::replies_to<admin_add_learner>::with<admin_done>,
+  caf::replies_to<admin_remove_learner>::with<admin_done>,
+  caf::replies_to<admin_change_membership>::with<admin_done>,
+  caf::replies_to<admin_transfer_leadership>::with<admin_done>,
+  caf::replies_to<admin_get_metrics>::with<node_metrics>,
+  caf::replies_to<admin_shutdown>::with<admin_done>,
+  caf::reacts_to<peer_message>>;
+
+/// Where a node sends messages for its peers: the transport seam. A router
+/// receives peer_message and delivers it to the node named in its header.
+using router_actor = caf::typed_actor<caf::reacts_to<peer_message>>;
+
+/// Spawns a node. `stores` and `sm` become the node's; `router` carries its
+/// peer traffic. Throws std::invalid_argument on a bad configuration and
+/// storage_error on unreadable stores.
+node_actor spawn_node(caf::actor_system& sys, node_config cfg,
+                      std::shared_ptr<state_machine> sm,
+                      std::shared_ptr<stable_store> stable,
+                      std::shared_ptr<log_store> log,
+                      std::shared_ptr<snapshot_store> snapshots,
+                      router_actor router);
+
+// -- inspection ---------------------------------------------------------------
+
+/// Inspects client_write.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, client_write& x) {
+  return f(caf::meta::type_name("raft_actor::client_write"), x.payload);
+}
+
+/// Inspects write_result.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, write_result& x) {
+  return f(caf::meta::type_name("raft_actor::write_result"), x.index,
+           x.response);
+}
+
+/// Inspects client_read.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, client_read& x) {
+  return f(caf::meta::type_name("raft_actor::client_read"), x.query, x.mode);
+}
+
+/// Inspects read_result.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, read_result& x) {
+  return f(caf::meta::type_name("raft_actor::read_result"), x.index, x.answer);
+}
+
+/// Inspects admin_initialize.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, admin_initialize& x) {
+  return f(caf::meta::type_name("raft_actor::admin_initialize"), x.config);
+}
+
+/// Inspects admin_add_learner.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, admin_add_learner& x) {
+  return f(caf::meta::type_name("raft_actor::admin_add_learner"), x.id,
+           x.address, x.wait_caught_up);
+}
+
+/// Inspects admin_remove_learner.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, admin_remove_learner& x) {
+  return f(caf::meta::type_name("raft_actor::admin_remove_learner"), x.id);
+}
+
+/// Inspects admin_change_membership.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f,
+                                        admin_change_membership& x) {
+  return f(caf::meta::type_name("raft_actor::admin_change_membership"),
+           x.voters);
+}
+
+/// Inspects admin_transfer_leadership.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f,
+                                        admin_transfer_leadership& x) {
+  return f(caf::meta::type_name("raft_actor::admin_transfer_leadership"), x.to);
+}
+
+/// Inspects admin_get_metrics.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, admin_get_metrics&) {
+  return f(caf::meta::type_name("raft_actor::admin_get_metrics"));
+}
+
+/// Inspects admin_shutdown.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, admin_shutdown&) {
+  return f(caf::meta::type_name("raft_actor::admin_shutdown"));
+}
+
+/// Inspects admin_done.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, admin_done&) {
+  return f(caf::meta::type_name("raft_actor::admin_done"));
+}
+
+/// Inspects node_metrics.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, node_metrics& x) {
+  return f(caf::meta::type_name("raft_actor::node_metrics"), x.id, x.role,
+           x.term, x.leader, x.commit_index, x.last_applied, x.last_log_index,
+           x.snapshot_index, x.config, x.match_index);
+}
+
+} // namespace raft_actor
+
+// In-process peer traffic carries a std::variant, which CAF 0.17 cannot
+// serialise; it never leaves the process (the network transport sends the
+// individual RPC structs).
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(raft_actor::peer_message)
