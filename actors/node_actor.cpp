@@ -25,9 +25,6 @@ std::string node_config::validate() const {
     return "max_pending_requests must be positive";
   if (request_timeout.count() <= 0)
     return "request_timeout must be positive";
-  if (core.snapshot_interval != 0)
-    return "snapshot_interval must be 0: the actor runtime does not build or "
-           "install snapshots yet (the protocol core does; see issue 5)";
   return {};
 }
 
@@ -89,7 +86,8 @@ typename Inspector::result_type inspect(Inspector& f, request_expired& x) {
 /// and its own timers send it.
 using node_impl_actor = node_actor::extend<
   caf::reacts_to<writes_persisted>, caf::reacts_to<snapshot_built>,
-  caf::reacts_to<storage_failed>, caf::reacts_to<node_tick>,
+  caf::reacts_to<storage_failed>, caf::reacts_to<snapshot_chunk_ready>,
+  caf::reacts_to<snapshot_installed>, caf::reacts_to<node_tick>,
   caf::reacts_to<request_expired>>;
 
 using clock_type = std::chrono::steady_clock;
@@ -244,10 +242,6 @@ void execute(node_pointer self, command& c, std::deque<event>& followups) {
                       "the entry was replaced by a new leader; not applied");
       }
     }
-    if (std::holds_alternative<install_snapshot>(c))
-      return stop_fatally(self, raft_error::storage_failed,
-                          "received a snapshot, but this runtime cannot "
-                          "restore the state machine from one yet");
     st.storage_batch.push_back(std::move(c));
     return;
   }
@@ -310,12 +304,21 @@ void execute(node_pointer self, command& c, std::deque<event>& followups) {
         SPDLOG_ERROR("node {} term {}: {}", id, term, d->text);
         break;
     }
-  } else if (std::holds_alternative<build_snapshot>(c)
-             || std::holds_alternative<send_snapshot_chunk>(c)) {
-    SPDLOG_ERROR("node {} term {}: the core asked for snapshot work, which "
-                 "this runtime does not do yet (snapshot_interval must be 0 "
-                 "on every node)",
-                 id, st.core->current_term());
+  } else if (auto* b = std::get_if<build_snapshot>(&c)) {
+    // Capture on this thread (cheap, point in time), serialise elsewhere
+    // while applying goes on, then the storage worker stores it.
+    std::shared_ptr<state_machine::snapshot_source> source = st.sm->capture();
+    snapshot_meta meta;
+    meta.id = (static_cast<uint64_t>(id & 0xffff) << 48)
+              | (static_cast<uint64_t>(now(st).wall_ms) & 0xffffffffffffull);
+    meta.last_included = b->last_included;
+    meta.config = b->config;
+    auto storage = st.storage;
+    self->spawn<caf::detached>([source, meta, storage]() mutable {
+      caf::anon_send(storage, store_snapshot{meta, source->serialize()});
+    });
+  } else if (auto* sc = std::get_if<send_snapshot_chunk>(&c)) {
+    self->send(st.storage, read_snapshot_chunk{std::move(*sc)});
   }
 }
 
@@ -464,6 +467,35 @@ node_impl_actor::behavior_type node(node_pointer self, node_config cfg,
     [self](storage_failed& f) {
       stop_fatally(self, raft_error::storage_failed, f.what);
     },
+    [self](snapshot_chunk_ready& r) {
+      self->send(self->state.router, peer_message{std::move(r.request)});
+    },
+    [self](snapshot_installed& i) {
+      auto& st = self->state;
+      try {
+        st.sm->restore(i.data);
+      } catch (const std::exception& e) {
+        return stop_fatally(self, raft_error::storage_failed,
+                            std::string("cannot restore the state machine "
+                                        "from a received snapshot: ")
+                              + e.what());
+      }
+      // Writes this node appended up to the snapshot were replaced by it:
+      // whether they committed cannot be told any more.
+      for (auto it = st.writes_at.begin();
+           it != st.writes_at.end() && it->first <= i.last_included.index;) {
+        auto rid = it->second;
+        it = st.writes_at.erase(it);
+        deliver_error(st, rid, raft_error::unknown_outcome, no_node,
+                      "replaced by an installed snapshot; it may have "
+                      "committed");
+      }
+      SPDLOG_INFO("node {} term {}: restored the state machine from a "
+                  "snapshot up to index {}",
+                  st.cfg.core.id, st.core->current_term(),
+                  i.last_included.index);
+      step(self, entries_applied{i.last_included.index});
+    },
     [self](node_tick t) {
       if (t.generation == self->state.timer_generation)
         step(self, timer_fired{});
@@ -501,8 +533,11 @@ node_actor spawn_node(caf::actor_system& sys, node_config cfg,
                                 "three stores");
   node_stores stores{std::move(stable), std::move(log), std::move(snapshots)};
   // Recover once here so that unreadable stores fail the caller, not the
-  // actor.
+  // actor; recover() counts the latest snapshot as applied, so restore the
+  // state machine from it now.
   (void)recover(stores);
+  if (auto snap = stores.snapshots->latest())
+    sm->restore(stores.snapshots->read(snap->id, 0, snap->size));
   auto impl = sys.spawn(node, std::move(cfg), std::move(sm), std::move(stores),
                         std::move(router));
   return caf::actor_cast<node_actor>(impl);

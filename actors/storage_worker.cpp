@@ -34,6 +34,7 @@ struct worker_state {
   std::vector<command> queue;
   bool flush_scheduled = false;
   bool log_dirty = false;
+  std::vector<snapshot_installed> pending_installs;
   static inline const char* name = "raft_storage_worker";
 };
 
@@ -75,13 +76,17 @@ void execute(worker_state& st, command& c) {
     snapshot_meta meta;
     meta.last_included = in->last_included;
     meta.config = in->config;
-    st.stores.snapshots->finish(in->snapshot_id, meta);
+    auto stored = st.stores.snapshots->finish(in->snapshot_id, meta);
     // §7: keep the entries after the snapshot if the log holds its last
     // entry, otherwise the snapshot replaces the whole log.
     if (in->keep_log_suffix && in->last_included.index > log.base().index)
       log.purge_to(in->last_included);
     else if (!in->keep_log_suffix)
       log.reset(in->last_included);
+    // The state machine restores from it; this message goes out ahead of
+    // the writes_persisted of this batch.
+    auto data = st.stores.snapshots->read(stored.id, 0, stored.size);
+    st.pending_installs.push_back({in->last_included, std::move(data)});
   }
 }
 
@@ -124,7 +129,32 @@ storage_worker(worker_pointer self, node_stores stores,
         return failed(e.what());
       }
       st.queue.clear();
+      for (auto& i : st.pending_installs)
+        self->send(st.core, std::move(i));
+      st.pending_installs.clear();
       self->send(st.core, writes_persisted{seq});
+    },
+    [self, failed](read_snapshot_chunk& r) {
+      auto& st = self->state;
+      auto req = std::move(r.command.request);
+      auto latest = st.stores.snapshots->latest();
+      if (!latest || latest->id != req.snapshot_id) {
+        // Replaced meanwhile: the core restarts the transfer with the new
+        // snapshot when it next looks at this peer.
+        SPDLOG_WARN("snapshot {} asked for a chunk is no longer the latest",
+                    req.snapshot_id);
+        return;
+      }
+      try {
+        auto offset = std::min(req.offset, latest->size);
+        req.offset = offset;
+        req.data = st.stores.snapshots->read(req.snapshot_id, offset,
+                                             r.command.max_bytes);
+        req.done = offset + req.data.size() == latest->size;
+        self->send(st.core, snapshot_chunk_ready{std::move(req)});
+      } catch (const std::exception& e) {
+        failed(e.what());
+      }
     },
     [self, failed](store_snapshot& s) {
       auto& st = self->state;

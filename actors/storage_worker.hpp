@@ -59,6 +59,28 @@ struct storage_failed {
   std::string what;
 };
 
+/// Read one chunk of the latest snapshot for a follower (the core's
+/// send_snapshot_chunk); answered with snapshot_chunk_ready.
+struct read_snapshot_chunk {
+  /// What the core asked for.
+  send_snapshot_chunk command;
+};
+
+/// A filled InstallSnapshot request, ready for the core actor to send.
+struct snapshot_chunk_ready {
+  /// The request with data and done set.
+  install_snapshot_request request;
+};
+
+/// Sent to the core after a received snapshot was installed (ahead of the
+/// writes_persisted that covers it): restore the state machine from data.
+struct snapshot_installed {
+  /// The snapshot's last entry.
+  log_id last_included;
+  /// The snapshot data.
+  std::vector<uint8_t> data;
+};
+
 /// Internal: flush what queued up (group commit).
 struct storage_flush {};
 
@@ -83,6 +105,19 @@ typename Inspector::result_type inspect(Inspector& f, storage_failed& x) {
   return f(caf::meta::type_name("raft_actor::storage_failed"), x.what);
 }
 
+/// Inspects snapshot_chunk_ready.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, snapshot_chunk_ready& x) {
+  return f(caf::meta::type_name("raft_actor::snapshot_chunk_ready"), x.request);
+}
+
+/// Inspects snapshot_installed.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, snapshot_installed& x) {
+  return f(caf::meta::type_name("raft_actor::snapshot_installed"),
+           x.last_included, x.data);
+}
+
 /// Inspects storage_flush.
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, storage_flush&) {
@@ -90,15 +125,15 @@ typename Inspector::result_type inspect(Inspector& f, storage_flush&) {
 }
 
 /// What the storage worker reports to (the core actor implements this).
-using storage_listener_actor
-  = caf::typed_actor<caf::reacts_to<writes_persisted>,
-                     caf::reacts_to<snapshot_built>,
-                     caf::reacts_to<storage_failed>>;
+using storage_listener_actor = caf::typed_actor<
+  caf::reacts_to<writes_persisted>, caf::reacts_to<snapshot_built>,
+  caf::reacts_to<storage_failed>, caf::reacts_to<snapshot_chunk_ready>,
+  caf::reacts_to<snapshot_installed>>;
 
 /// Typed interface of the storage worker.
-using storage_worker_actor = caf::typed_actor<caf::reacts_to<storage_writes>,
-                                              caf::reacts_to<store_snapshot>,
-                                              caf::reacts_to<storage_flush>>;
+using storage_worker_actor = caf::typed_actor<
+  caf::reacts_to<storage_writes>, caf::reacts_to<store_snapshot>,
+  caf::reacts_to<read_snapshot_chunk>, caf::reacts_to<storage_flush>>;
 
 /// Spawns the storage worker for `stores`, reporting to `core`. With
 /// `detached` false it runs on the scheduler (deterministic tests).
@@ -112,3 +147,4 @@ storage_worker_actor spawn_storage_worker(caf::actor_system& sys,
 // Batches hold core commands and snapshot data: local to one process only.
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(raft_actor::storage_writes)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(raft_actor::store_snapshot)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(raft_actor::read_snapshot_chunk)

@@ -37,10 +37,37 @@ public:
     return encode(commands_.size());
   }
   std::unique_ptr<snapshot_source> capture() override {
-    throw std::logic_error("journal: snapshots are not used in this test");
+    struct source : snapshot_source {
+      std::vector<std::vector<uint8_t>> commands;
+      std::vector<uint8_t> serialize() override {
+        std::vector<uint8_t> out = encode(commands.size());
+        for (const auto& c : commands) {
+          out.push_back(static_cast<uint8_t>(c.size()));
+          out.insert(out.end(), c.begin(), c.end());
+        }
+        return out;
+      }
+    };
+    auto s = std::make_unique<source>();
+    s->commands = commands_;
+    return s;
   }
-  void restore(const std::vector<uint8_t>&) override {
-    throw std::logic_error("journal: snapshots are not used in this test");
+  void restore(const std::vector<uint8_t>& data) override {
+    if (data.size() < 8)
+      throw std::invalid_argument("journal snapshot too short");
+    auto n = decode(data);
+    std::vector<std::vector<uint8_t>> cmds;
+    size_t pos = 8;
+    for (uint64_t i = 0; i < n; ++i) {
+      if (pos >= data.size() || pos + 1 + data[pos] > data.size())
+        throw std::invalid_argument("journal snapshot truncated");
+      auto len = data[pos];
+      cmds.emplace_back(data.begin() + static_cast<std::ptrdiff_t>(pos + 1),
+                        data.begin()
+                          + static_cast<std::ptrdiff_t>(pos + 1 + len));
+      pos += 1 + len;
+    }
+    commands_ = std::move(cmds);
   }
   static std::vector<uint8_t> encode(uint64_t n) {
     std::vector<uint8_t> out;
@@ -64,27 +91,44 @@ struct cluster {
   std::unique_ptr<caf::actor_system> sys;
   local_router_actor router;
   std::map<node_id, node_actor> nodes;
+  /// Each node's stores, kept so that a node can be restarted on them.
+  struct stores {
+    std::shared_ptr<stable_store> stable
+      = std::make_shared<memory_stable_store>();
+    std::shared_ptr<log_store> log = std::make_shared<memory_log_store>();
+    std::shared_ptr<snapshot_store> snapshots
+      = std::make_shared<memory_snapshot_store>();
+  };
+  std::map<node_id, stores> disks;
+  index_t snapshot_interval = 0;
 
-  explicit cluster(int n) {
+  explicit cluster(int n, index_t snapshot_every = 0)
+      : snapshot_interval(snapshot_every) {
     add_node_types(cfg);
     cfg.set("scheduler.max-threads", 2);
     sys = std::make_unique<caf::actor_system>(cfg);
     router = spawn_local_router(*sys);
-    for (node_id id = 1; id <= static_cast<node_id>(n); ++id) {
-      node_config nc;
-      nc.core.id = id;
-      nc.core.cluster_id = 9;
-      nc.core.random_seed = id;
-      nc.core.election_timeout_min = 150ms;
-      nc.core.election_timeout_max = 300ms;
-      nc.core.heartbeat_interval = 30ms;
-      auto node = spawn_node(*sys, nc, std::make_shared<journal>(),
-                             std::make_shared<memory_stable_store>(),
-                             std::make_shared<memory_log_store>(),
-                             std::make_shared<memory_snapshot_store>(), router);
-      nodes[id] = node;
-      caf::anon_send(router, router_attach{id, node});
-    }
+    for (node_id id = 1; id <= static_cast<node_id>(n); ++id)
+      start(id);
+  }
+
+  /// Starts (or restarts) node `id` on its stores with a fresh state machine.
+  void start(node_id id) {
+    node_config nc;
+    nc.core.id = id;
+    nc.core.cluster_id = 9;
+    nc.core.random_seed = id;
+    nc.core.election_timeout_min = 150ms;
+    nc.core.election_timeout_max = 300ms;
+    nc.core.heartbeat_interval = 30ms;
+    nc.core.snapshot_interval = snapshot_interval;
+    nc.core.snapshot_trailing_entries = 5;
+    nc.core.snapshot_chunk_bytes = 64; // several chunks per snapshot
+    auto& d = disks[id];
+    auto node = spawn_node(*sys, nc, std::make_shared<journal>(), d.stable,
+                           d.log, d.snapshots, router);
+    nodes[id] = node;
+    caf::anon_send(router, router_attach{id, node});
   }
 
   ~cluster() {
@@ -227,4 +271,66 @@ TEST_CASE("node actors: shutdown answers every pending request") {
     .receive([&](write_result) { FAIL("a stopped node accepted a write"); },
              [&](caf::error& e) { err = e; });
   CHECK(err); // down or shutting_down: never silence
+}
+
+TEST_CASE("node actors: snapshots compact the log; a new member catches up "
+          "through InstallSnapshot and a restarted node from its snapshot") {
+  cluster c(4, 20); // node 4 starts outside the cluster, with empty stores
+  caf::scoped_actor self{*c.sys};
+  membership m;
+  m.voters = {{1, "n1"}, {2, "n2"}, {3, "n3"}};
+  for (node_id id = 1; id <= 3; ++id)
+    self->request(c.nodes[id], 2s, admin_initialize{m})
+      .receive([](admin_done) {}, [](caf::error&) {});
+  auto leader = c.await_leader({1, 2, 3});
+  REQUIRE(leader != 0);
+  for (int i = 0; i < 120; ++i) {
+    auto err = write(*c.sys, c.nodes[leader], static_cast<uint8_t>(i));
+    REQUIRE_MESSAGE(!err, c.sys->render(err));
+  }
+  // Everyone snapshots and compacts (bounded wait).
+  auto compacted = [&](node_id id) {
+    auto mm = c.metrics(id);
+    return mm && mm->snapshot_index > 0;
+  };
+  for (int i = 0; i < 100 && !(compacted(1) && compacted(2) && compacted(3));
+       ++i)
+    std::this_thread::sleep_for(20ms);
+  CHECK(compacted(1));
+  CHECK(compacted(2));
+  CHECK(compacted(3));
+  CHECK(c.disks[leader].log->base().index > 0);
+
+  // Node 4 joins as a learner: the entries it needs are gone from the log,
+  // so it must be sent the snapshot.
+  caf::error err;
+  self->request(c.nodes[leader], 5s, admin_add_learner{4, "n4", true})
+    .receive([](admin_done) {}, [&](caf::error& e) { err = e; });
+  REQUIRE_MESSAGE(!err, c.sys->render(err));
+  caf::error read_err;
+  uint64_t seen = 0;
+  for (int i = 0; i < 100 && seen != 120; ++i) {
+    seen = read_count(*c.sys, c.nodes[4], &read_err, consistency::stale);
+    std::this_thread::sleep_for(20ms);
+  }
+  CHECK(seen == 120);
+  CHECK(c.disks[4].snapshots->latest().has_value());
+
+  // Restart a follower on its stores: its state machine comes back from the
+  // snapshot plus the log, and it keeps up with new writes.
+  node_id follower = leader == 1 ? 2 : 1;
+  self->request(c.nodes[follower], 2s, admin_shutdown{})
+    .receive([](admin_done) {}, [](caf::error&) {});
+  c.start(follower);
+  for (int i = 0; i < 10; ++i) {
+    auto e = write(*c.sys, c.nodes[leader], 1);
+    REQUIRE_MESSAGE(!e, c.sys->render(e));
+  }
+  seen = 0;
+  for (int i = 0; i < 100 && seen != 130; ++i) {
+    seen = read_count(*c.sys, c.nodes[follower], &read_err, consistency::stale);
+    std::this_thread::sleep_for(20ms);
+  }
+  CHECK(seen == 130);
+  CHECK(read_count(*c.sys, c.nodes[follower], &read_err) == 130);
 }

@@ -42,6 +42,9 @@ struct recording_stable : memory_stable_store {
 
 /// What the listener saw.
 struct seen {
+  std::vector<std::string> order;
+  std::vector<install_snapshot_request> chunks;
+  std::vector<snapshot_installed> installed;
   std::vector<uint64_t> persisted;
   std::vector<snapshot_built> built;
   std::vector<std::string> failures;
@@ -49,9 +52,17 @@ struct seen {
 
 storage_listener_actor::behavior_type listener(std::shared_ptr<seen> s) {
   return {
-    [s](writes_persisted w) { s->persisted.push_back(w.seq); },
+    [s](writes_persisted w) {
+      s->order.push_back("persisted");
+      s->persisted.push_back(w.seq);
+    },
     [s](snapshot_built b) { s->built.push_back(b); },
     [s](storage_failed f) { s->failures.push_back(f.what); },
+    [s](snapshot_chunk_ready& c) { s->chunks.push_back(c.request); },
+    [s](snapshot_installed& i) {
+      s->order.push_back("installed");
+      s->installed.push_back(i);
+    },
   };
 }
 
@@ -158,6 +169,39 @@ TEST_CASE("storage worker: truncation, compaction and snapshot install") {
   CHECK(f.log->base() == log_id{3, 20});
   CHECK(f.log->last_id() == log_id{3, 20});
   CHECK(f.events->persisted.back() == 8);
+  // Each install hands the data to the core before the batch's report.
+  REQUIRE(f.events->installed.size() == 2);
+  CHECK(f.events->installed[0].data == std::vector<uint8_t>{1, 2, 3});
+  CHECK(f.events->installed[1].last_included == log_id{3, 20});
+  CHECK(f.events->order
+        == std::vector<std::string>{"persisted", "installed", "persisted",
+                                    "installed", "persisted"});
+}
+
+TEST_CASE("storage worker: snapshot chunks are read for the snapshot "
+          "sender, and a replaced snapshot is not served") {
+  fixture f;
+  snapshot_meta meta;
+  meta.id = 5;
+  meta.last_included = {2, 9};
+  meta.config.voters = {{1, "a"}};
+  caf::anon_send(f.worker, store_snapshot{meta, {1, 2, 3, 4, 5}});
+  f.sched->run();
+  send_snapshot_chunk cmd;
+  cmd.request.snapshot_id = 5;
+  cmd.request.offset = 2;
+  cmd.max_bytes = 2;
+  caf::anon_send(f.worker, read_snapshot_chunk{cmd});
+  cmd.request.offset = 4;
+  caf::anon_send(f.worker, read_snapshot_chunk{cmd});
+  cmd.request.snapshot_id = 4; // not the latest
+  caf::anon_send(f.worker, read_snapshot_chunk{cmd});
+  f.sched->run();
+  REQUIRE(f.events->chunks.size() == 2);
+  CHECK(f.events->chunks[0].data == std::vector<uint8_t>{3, 4});
+  CHECK_FALSE(f.events->chunks[0].done);
+  CHECK(f.events->chunks[1].data == std::vector<uint8_t>{5});
+  CHECK(f.events->chunks[1].done);
 }
 
 TEST_CASE("storage worker: a locally built snapshot is stored and reported") {
