@@ -334,3 +334,82 @@ TEST_CASE("node actors: snapshots compact the log; a new member catches up "
   CHECK(seen == 130);
   CHECK(read_count(*c.sys, c.nodes[follower], &read_err) == 130);
 }
+
+namespace {
+
+/// Asks `node` and returns the raft_error it answered with (none on
+/// success). Fails the test if no answer comes, or a foreign error.
+template <class Result, class Msg>
+raft_error ask(caf::actor_system& sys, node_actor node, Msg msg) {
+  caf::scoped_actor self{sys};
+  caf::error err;
+  bool answered = false;
+  self->request(node, 3s, std::move(msg))
+    .receive([&](Result) { answered = true; },
+             [&](caf::error& e) {
+               answered = e.category() == raft_error_category;
+               err = e;
+             });
+  CHECK_MESSAGE(answered, sys.render(err));
+  return err ? static_cast<raft_error>(err.code()) : raft_error::none;
+}
+
+} // namespace
+
+TEST_CASE("node actors: every client and admin request is answered, with the "
+          "documented error when it cannot succeed") {
+  cluster c(1);
+  auto node = c.nodes[1];
+  using E = raft_error;
+  // Before the cluster exists nobody leads.
+  CHECK(ask<write_result>(*c.sys, node, client_write{{1}}) == E::not_leader);
+  CHECK(
+    ask<read_result>(*c.sys, node, client_read{{}, consistency::linearizable})
+    == E::not_leader);
+  CHECK(ask<read_result>(*c.sys, node, client_read{{}, consistency::stale})
+        == E::none);
+  CHECK(ask<admin_done>(*c.sys, node, admin_add_learner{2, "n2", false})
+        == E::not_leader);
+  CHECK(ask<admin_done>(*c.sys, node, admin_remove_learner{2})
+        == E::not_leader);
+  CHECK(ask<admin_done>(*c.sys, node, admin_change_membership{{1}})
+        == E::not_leader);
+  CHECK(ask<admin_done>(*c.sys, node, admin_transfer_leadership{1})
+        == E::not_leader);
+  CHECK(ask<node_metrics>(*c.sys, node, admin_get_metrics{}) == E::none);
+  membership empty;
+  CHECK(ask<admin_done>(*c.sys, node, admin_initialize{empty})
+        == E::invalid_argument);
+  membership other;
+  other.voters = {{2, "n2"}};
+  CHECK(ask<admin_done>(*c.sys, node, admin_initialize{other})
+        == E::invalid_argument);
+  membership solo;
+  solo.voters = {{1, "n1"}};
+  CHECK(ask<admin_done>(*c.sys, node, admin_initialize{solo}) == E::none);
+  CHECK(ask<admin_done>(*c.sys, node, admin_initialize{solo})
+        == E::none); // repeat: a no-op
+  membership pair;
+  pair.voters = {{1, "n1"}, {2, "n2"}};
+  CHECK(ask<admin_done>(*c.sys, node, admin_initialize{pair})
+        == E::already_initialized);
+  REQUIRE(c.await_leader({1}) == 1);
+  // Now it leads alone.
+  CHECK(ask<write_result>(*c.sys, node, client_write{{1}}) == E::none);
+  CHECK(
+    ask<read_result>(*c.sys, node, client_read{{}, consistency::linearizable})
+    == E::none);
+  CHECK(ask<read_result>(*c.sys, node, client_read{{}, consistency::lease})
+        == E::none);
+  CHECK(ask<admin_done>(*c.sys, node, admin_transfer_leadership{1}) == E::none);
+  CHECK(ask<admin_done>(*c.sys, node, admin_transfer_leadership{7})
+        == E::unknown_node);
+  CHECK(ask<admin_done>(*c.sys, node, admin_change_membership{{1, 7}})
+        == E::unknown_node);
+  CHECK(ask<admin_done>(*c.sys, node, admin_remove_learner{7})
+        == E::unknown_node);
+  std::vector<uint8_t> huge(5 << 20, 1);
+  CHECK(ask<write_result>(*c.sys, node, client_write{huge})
+        == E::payload_too_large);
+  CHECK(ask<admin_done>(*c.sys, node, admin_shutdown{}) == E::none);
+}
