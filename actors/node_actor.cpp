@@ -314,9 +314,14 @@ void execute(node_pointer self, command& c, std::deque<event>& followups) {
     meta.last_included = b->last_included;
     meta.config = b->config;
     auto storage = st.storage;
-    self->spawn<caf::detached>([source, meta, storage]() mutable {
-      caf::anon_send(storage, store_snapshot{meta, source->serialize()});
-    });
+    // (The argument avoids CAF 0.17's null empty-tuple dereference for
+    // actors spawned without arguments.)
+    self->spawn<caf::detached>(
+      [](std::shared_ptr<state_machine::snapshot_source> src, snapshot_meta m,
+         storage_worker_actor to) {
+        caf::anon_send(to, store_snapshot{m, src->serialize()});
+      },
+      source, meta, storage);
   } else if (auto* sc = std::get_if<send_snapshot_chunk>(&c)) {
     self->send(st.storage, read_snapshot_chunk{std::move(*sc)});
   }

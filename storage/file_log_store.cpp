@@ -93,6 +93,21 @@ void file_log_store::load() {
       files.emplace_back(first, name);
   }
   std::sort(files.begin(), files.end());
+  // Segment files at the end that were created but never written (blank,
+  // or shorter than a header) are leftovers of a crash before the first
+  // sync that would have filled them; removed once every check passed.
+  std::vector<std::string> leftovers;
+  while (files.size() > 1) {
+    auto path = dir_ + "/" + files.back().second;
+    auto bytes = read_file(*fs_, path);
+    bool blank = bytes.size() < disk::segment_header_size
+                 || std::all_of(bytes.begin(), bytes.end(),
+                                [](uint8_t b) { return b == 0; });
+    if (!blank)
+      break;
+    leftovers.push_back(path);
+    files.pop_back();
+  }
   for (size_t i = 0; i < files.size(); ++i) {
     segment s;
     s.first = files[i].first;
@@ -131,7 +146,14 @@ void file_log_store::load() {
                             base_path, 0);
     }
   }
-  // Everything checks out: now repair the torn tail, if any.
+  // Everything checks out: now drop leftovers and repair the torn tail.
+  for (const auto& path : leftovers) {
+    fs_->remove(path);
+    notes_.push_back("removed segment file " + path
+                     + " that was created but never written");
+  }
+  if (!leftovers.empty())
+    fs_->sync_dir(dir_);
   if (repair_) {
     auto& s = segments_[repair_->segment];
     fs_->truncate(s.file, repair_->at);
@@ -291,13 +313,13 @@ void file_log_store::fail(const storage_error& e) {
 }
 
 file_log_store::segment& file_log_store::new_segment(index_t first) {
+  // The file itself is created at sync(): a crash before then leaves no
+  // empty segment file behind.
   segment s;
   s.first = first;
   s.path = dir_ + "/" + disk::segment_name(first);
-  s.file = fs_->open(s.path, true);
   segments_.push_back(std::move(s));
   auto& seg = segments_.back();
-  fs_->truncate(seg.file, 0);
   auto h = disk::segment_header(first);
   seg.pending = h; // written with the first records at sync()
   seg.size = 0;
@@ -307,18 +329,21 @@ file_log_store::segment& file_log_store::new_segment(index_t first) {
 
 void file_log_store::append(const std::vector<log_entry>& entries) {
   check_ok();
-  for (const auto& e : entries)
-    if (e.id.index
-          != last_.index + 1 + static_cast<index_t>(&e - entries.data())
-        || e.id.index == 0)
+  // Check the whole batch first: a rejected append changes nothing.
+  auto prev = last_;
+  for (const auto& e : entries) {
+    if (e.id.index != prev.index + 1)
       throw std::invalid_argument("file_log_store::append: entry "
                                   + std::to_string(e.id.index)
                                   + " does not follow the log");
+    if (e.id.term < prev.term)
+      throw std::invalid_argument("file_log_store::append: term goes "
+                                  "backwards at entry "
+                                  + std::to_string(e.id.index));
+    prev = e.id;
+  }
   try {
     for (const auto& e : entries) {
-      if (e.id.term < last_.term)
-        throw std::invalid_argument("file_log_store::append: term goes "
-                                    "backwards");
       segment* s = segments_.empty() ? nullptr : &segments_.back();
       if (s && s->offsets.empty() && s->first != e.id.index) {
         // An empty segment that does not start here (left by a truncation
@@ -345,19 +370,24 @@ void file_log_store::append(const std::vector<log_entry>& entries) {
 void file_log_store::sync() {
   check_ok();
   try {
+    // Segment by segment, each made durable before the next is written, so
+    // that a crash can tear only the last one.
     for (auto& s : segments_) {
       if (!s.pending.empty()) {
+        if (s.file.fd < 0) {
+          s.file = fs_->open(s.path, true);
+          fs_->truncate(s.file, 0);
+        }
         fs_->pwrite(s.file, s.pending.data(), s.pending.size(), s.size);
         s.size += s.pending.size();
         s.pending.clear();
         s.needs_sync = true;
       }
-    }
-    for (auto& s : segments_)
       if (s.needs_sync) {
         fs_->fdatasync(s.file);
         s.needs_sync = false;
       }
+    }
     if (dir_dirty_) {
       fs_->sync_dir(dir_);
       dir_dirty_ = false;

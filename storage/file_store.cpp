@@ -232,6 +232,10 @@ std::optional<snapshot_meta> file_snapshot_store::latest() const {
 
 void file_snapshot_store::begin(uint64_t id) {
   check_ok();
+  if (latest_ && latest_->id == id)
+    throw std::invalid_argument("file_snapshot_store::begin: snapshot id "
+                                + std::to_string(id)
+                                + " is the latest one; ids must be unique");
   try {
     if (partial_.fd >= 0) {
       fs_->close(partial_);

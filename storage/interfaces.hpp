@@ -82,7 +82,9 @@ public:
 
   /// Metadata of the latest complete snapshot, if any.
   virtual std::optional<snapshot_meta> latest() const = 0;
-  /// Starts writing snapshot `id`, discarding any partial one.
+  /// Starts writing snapshot `id`, discarding any partial one. Ids are
+  /// unique: reusing the latest snapshot's id is refused
+  /// (std::invalid_argument).
   virtual void begin(uint64_t id) = 0;
   /// Writes bytes at `offset`, which must equal the bytes written so far.
   virtual void write(uint64_t id, uint64_t offset,

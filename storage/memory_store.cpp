@@ -18,13 +18,20 @@ log_id memory_log_store::last_id() const {
 }
 
 void memory_log_store::append(const std::vector<log_entry>& entries) {
+  // Check the whole batch first: a rejected append changes nothing.
+  auto prev = last_id();
   for (const auto& e : entries) {
-    if (e.id.index != last_id().index + 1)
+    if (e.id.index != prev.index + 1)
       throw std::invalid_argument("memory_log_store::append: entry "
                                   + std::to_string(e.id.index)
                                   + " does not follow the log");
-    entries_.push_back(e);
+    if (e.id.term < prev.term)
+      throw std::invalid_argument("memory_log_store::append: term goes "
+                                  "backwards at entry "
+                                  + std::to_string(e.id.index));
+    prev = e.id;
   }
+  entries_.insert(entries_.end(), entries.begin(), entries.end());
 }
 
 void memory_log_store::truncate_from(index_t from) {
@@ -78,6 +85,10 @@ std::optional<snapshot_meta> memory_snapshot_store::latest() const {
 }
 
 void memory_snapshot_store::begin(uint64_t id) {
+  if (latest_ && latest_->id == id)
+    throw std::invalid_argument("memory_snapshot_store::begin: snapshot id "
+                                + std::to_string(id)
+                                + " is the latest one; ids must be unique");
   partial_id_ = id;
   partial_.clear();
 }
