@@ -1,4 +1,5 @@
 #include "storage/file_store.hpp"
+#include "storage/log_checks.hpp"
 #include "storage/record_format.hpp"
 
 #include <algorithm>
@@ -8,18 +9,6 @@ namespace raft_actor {
 namespace {
 
 constexpr char base_magic[9] = "RAFTBASE";
-
-bool is_segment_name(const std::string& name, index_t& first) {
-  if (name.size() != 24 || name.compare(20, 4, ".seg") != 0)
-    return false;
-  first = 0;
-  for (size_t i = 0; i < 20; ++i) {
-    if (name[i] < '0' || name[i] > '9')
-      return false;
-    first = first * 10 + static_cast<index_t>(name[i] - '0');
-  }
-  return true;
-}
 
 } // namespace
 
@@ -89,7 +78,7 @@ void file_log_store::load() {
   std::vector<std::pair<index_t, std::string>> files;
   for (const auto& name : fs_->list(dir_)) {
     index_t first = 0;
-    if (is_segment_name(name, first))
+    if (disk::parse_segment_name(name, first))
       files.emplace_back(first, name);
   }
   std::sort(files.begin(), files.end());
@@ -330,18 +319,7 @@ file_log_store::segment& file_log_store::new_segment(index_t first) {
 void file_log_store::append(const std::vector<log_entry>& entries) {
   check_ok();
   // Check the whole batch first: a rejected append changes nothing.
-  auto prev = last_;
-  for (const auto& e : entries) {
-    if (e.id.index != prev.index + 1)
-      throw std::invalid_argument("file_log_store::append: entry "
-                                  + std::to_string(e.id.index)
-                                  + " does not follow the log");
-    if (e.id.term < prev.term)
-      throw std::invalid_argument("file_log_store::append: term goes "
-                                  "backwards at entry "
-                                  + std::to_string(e.id.index));
-    prev = e.id;
-  }
+  check_batch_follows(last_, entries, "file_log_store::append");
   try {
     for (const auto& e : entries) {
       segment* s = segments_.empty() ? nullptr : &segments_.back();

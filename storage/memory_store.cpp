@@ -1,6 +1,7 @@
 #include "storage/memory_store.hpp"
 
 #include "storage/crc32c.hpp"
+#include "storage/log_checks.hpp"
 
 #include <algorithm>
 #include <stdexcept>
@@ -19,18 +20,7 @@ log_id memory_log_store::last_id() const {
 
 void memory_log_store::append(const std::vector<log_entry>& entries) {
   // Check the whole batch first: a rejected append changes nothing.
-  auto prev = last_id();
-  for (const auto& e : entries) {
-    if (e.id.index != prev.index + 1)
-      throw std::invalid_argument("memory_log_store::append: entry "
-                                  + std::to_string(e.id.index)
-                                  + " does not follow the log");
-    if (e.id.term < prev.term)
-      throw std::invalid_argument("memory_log_store::append: term goes "
-                                  "backwards at entry "
-                                  + std::to_string(e.id.index));
-    prev = e.id;
-  }
+  check_batch_follows(last_id(), entries, "memory_log_store::append");
   entries_.insert(entries_.end(), entries.begin(), entries.end());
 }
 

@@ -128,4 +128,16 @@ std::string segment_name(index_t first) {
   return buf;
 }
 
+bool parse_segment_name(const std::string& name, index_t& first) {
+  if (name.size() != 24 || name.compare(20, 4, ".seg") != 0)
+    return false;
+  first = 0;
+  for (size_t i = 0; i < 20; ++i) {
+    if (name[i] < '0' || name[i] > '9')
+      return false;
+    first = first * 10 + static_cast<index_t>(name[i] - '0');
+  }
+  return true;
+}
+
 } // namespace raft_actor::disk

@@ -96,4 +96,8 @@ bool unseal(const char (&magic)[9], const std::vector<uint8_t>& bytes,
 /// Zero-padded name of a segment file starting at `first`.
 std::string segment_name(index_t first);
 
+/// True if `name` is a segment file name (20 digits and ".seg"); sets
+/// `first` to the index it names.
+bool parse_segment_name(const std::string& name, index_t& first);
+
 } // namespace raft_actor::disk

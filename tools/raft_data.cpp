@@ -314,19 +314,6 @@ std::string members(const member_map& m) {
 
 // -- the log ------------------------------------------------------------------
 
-/// Same rule as file_log_store.cpp: 20 digits and ".seg".
-bool is_segment_name(const std::string& name, index_t& first) {
-  if (name.size() != 24 || name.compare(20, 4, ".seg") != 0)
-    return false;
-  first = 0;
-  for (size_t i = 0; i < 20; ++i) {
-    if (name[i] < '0' || name[i] > '9')
-      return false;
-    first = first * 10 + static_cast<index_t>(name[i] - '0');
-  }
-  return true;
-}
-
 /// One record, kept for --verbose.
 struct record_line {
   index_t index;
@@ -501,7 +488,7 @@ log_info scan_log(file_system& fs, const std::string& dir, bool verbose,
   std::vector<std::pair<index_t, std::string>> files;
   for (const auto& name : fs.list(dir)) {
     index_t first = 0;
-    if (is_segment_name(name, first))
+    if (disk::parse_segment_name(name, first))
       files.emplace_back(first, name);
     else if (name == "base")
       continue;
