@@ -32,8 +32,17 @@ void raft_core::maybe_build_snapshot() {
   // last_applied_ when the runtime executes the command in order.
   if (applying_ != last_applied_)
     return;
-  if (last_applied_ < snapshot_.last_included.index + cfg_.snapshot_interval)
+  auto since = last_applied_ - snapshot_.last_included.index;
+  if (since < cfg_.snapshot_interval)
     return;
+  // A new snapshot replaces the one being streamed to a follower, and the
+  // transfer starts over; with frequent snapshots it could never finish.
+  // So wait while a transfer runs, unless the log grew four intervals
+  // (a transfer to a dead peer must not let the log grow without bound).
+  if (role_ == node_role::leader && since < 4 * cfg_.snapshot_interval)
+    for (const auto& kv : progress_)
+      if (kv.second.state == replication_state::snapshot)
+        return;
   auto term = log_.term_at(last_applied_);
   if (!term)
     return;

@@ -91,6 +91,32 @@ TEST_CASE("§7 once the snapshot is built the core purges the log up to "
   CHECK(full_trace(f.last).empty());
 }
 
+TEST_CASE("§7 a leader streaming a snapshot postpones the next one (it "
+          "would restart the transfer) until the log grew four intervals") {
+  auto cfg = make_config(1);
+  cfg.snapshot_interval = 2;
+  cfg.snapshot_trailing_entries = 1024;
+  auto h = leader_with_snapshot(cfg); // snapshot at 4, blank entry at 5
+  reject_from_empty_follower(h);      // follower 2 now needs the snapshot
+  REQUIRE(h.core.peers().at(2).state == replication_state::snapshot);
+  std::vector<index_t> built_at;
+  auto commit_and_apply = [&](index_t idx) {
+    h.deliver(append_ack(3, 1, 2, idx));
+    REQUIRE(h.core.commit_index() == idx);
+    h.step(entries_applied{idx});
+    if (!pick<build_snapshot>(h.last).empty())
+      built_at.push_back(idx);
+  };
+  commit_and_apply(5);
+  for (uint64_t r = 1; r <= 7; ++r) {
+    h.propose(r);
+    h.persist_all();
+    commit_and_apply(5 + r);
+  }
+  // Without the transfer a snapshot would be due at 6; with it, at 4 + 4*2.
+  CHECK(built_at == std::vector<index_t>{12});
+}
+
 // -- sending snapshots (leader) -----------------------------------------------
 
 TEST_CASE("§7 a leader whose follower needs compacted entries sends the "
