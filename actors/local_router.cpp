@@ -27,6 +27,15 @@ router(local_router_actor::stateful_pointer<router_state> self, int) {
       if (it != st.nodes.end())
         self->send(it->second, std::move(m));
     },
+    [self](forwarded_write& w) -> caf::result<write_result> {
+      auto it = self->state.nodes.find(w.to);
+      if (it == self->state.nodes.end())
+        return make_error(raft_error::unknown_node,
+                          "no route to node " + std::to_string(w.to));
+      // (Link cuts apply to Raft traffic only: a forwarded write names no
+      // sender.)
+      return self->delegate(it->second, std::move(w));
+    },
     [self](router_attach& a) { self->state.nodes[a.id] = a.node; },
     [self](router_cut c) {
       if (c.cut)

@@ -58,6 +58,7 @@ void add_node_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<admin_shutdown>("raft_actor::admin_shutdown");
   cfg.add_message_type<admin_done>("raft_actor::admin_done");
   cfg.add_message_type<node_metrics>("raft_actor::node_metrics");
+  cfg.add_message_type<forwarded_write>("raft_actor::forwarded_write");
 }
 
 namespace {
@@ -381,6 +382,20 @@ node_impl_actor::behavior_type node(node_pointer self, node_config cfg,
               st.core->current_term(), st.core->log().last_index());
   return {
     [self](client_write& w) -> caf::result<write_result> {
+      auto& st = self->state;
+      auto leader = st.core->leader_id();
+      if (st.cfg.forward_to_leader && !st.stopped
+          && st.core->role() != node_role::leader && leader != no_node) {
+        // Proposal forwarding: pass it on over the Raft network and relay
+        // the leader's answer (or error) to the client.
+        auto rp = self->make_response_promise<write_result>();
+        self
+          ->request(st.router, st.cfg.request_timeout,
+                    forwarded_write{leader, std::move(w.payload)})
+          .then([rp](write_result& r) mutable { rp.deliver(std::move(r)); },
+                [rp](caf::error& e) mutable { rp.deliver(std::move(e)); });
+        return rp;
+      }
       pending_request req;
       req.kind = pending_request::write;
       req.promise = self->make_response_promise();
@@ -463,6 +478,15 @@ node_impl_actor::behavior_type node(node_pointer self, node_config cfg,
       self->send_exit(st.storage, caf::exit_reason::user_shutdown);
       self->quit();
       return {};
+    },
+    [self](forwarded_write& w) -> caf::result<write_result> {
+      // Never passed on twice: a node that does not lead answers not_leader.
+      pending_request req;
+      req.kind = pending_request::write;
+      req.promise = self->make_response_promise();
+      if (auto id = admit(self, std::move(req)))
+        step(self, client_proposal{id, std::move(w.payload)});
+      return caf::delegated<write_result>{};
     },
     [self](peer_message& m) {
       step(self, message_received{std::move(m.message)});

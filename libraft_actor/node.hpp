@@ -41,6 +41,9 @@ struct node_config {
   /// Run the storage worker on its own thread (turn off only for CAF's
   /// deterministic test scheduler).
   bool detached_storage = true;
+  /// A follower that knows the leader passes client writes on to it (over
+  /// the router, i.e. the Raft network) instead of answering not_leader.
+  bool forward_to_leader = true;
 
   /// Empty if usable, else a sentence naming the first problem.
   std::string validate() const;
@@ -179,6 +182,15 @@ struct peer_message {
   raft_message message;
 };
 
+/// A client write a follower passes on to the leader `to` (never passed on
+/// again: a node that is not the leader answers not_leader).
+struct forwarded_write {
+  /// The node believed to lead.
+  node_id to = no_node;
+  /// The command.
+  std::vector<uint8_t> payload;
+};
+
 /// The typed interface of a node's core actor.
 using node_actor = caf::typed_actor<
   caf::replies_to<client_write>::with<write_result>,
@@ -190,11 +202,15 @@ using node_actor = caf::typed_actor<
   caf::replies_to<admin_transfer_leadership>::with<admin_done>,
   caf::replies_to<admin_get_metrics>::with<node_metrics>,
   caf::replies_to<admin_shutdown>::with<admin_done>,
+  caf::replies_to<forwarded_write>::with<write_result>,
   caf::reacts_to<peer_message>>;
 
 /// Where a node sends messages for its peers: the transport seam. A router
-/// receives peer_message and delivers it to the node named in its header.
-using router_actor = caf::typed_actor<caf::reacts_to<peer_message>>;
+/// delivers peer_message to the node named in its header, and a
+/// forwarded_write to node `to` (answering with that node's reply).
+using router_actor
+  = caf::typed_actor<caf::reacts_to<peer_message>,
+                     caf::replies_to<forwarded_write>::with<write_result>>;
 
 /// Spawns a node. `stores` and `sm` become the node's; `router` carries its
 /// peer traffic. Throws std::invalid_argument on a bad configuration and
@@ -283,6 +299,13 @@ typename Inspector::result_type inspect(Inspector& f, admin_shutdown&) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, admin_done&) {
   return f(caf::meta::type_name("raft_actor::admin_done"));
+}
+
+/// Inspects forwarded_write.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, forwarded_write& x) {
+  return f(caf::meta::type_name("raft_actor::forwarded_write"), x.to,
+           x.payload);
 }
 
 /// Inspects node_metrics.

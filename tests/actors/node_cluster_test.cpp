@@ -101,6 +101,7 @@ struct cluster {
   };
   std::map<node_id, stores> disks;
   index_t snapshot_interval = 0;
+  std::map<node_id, bool> forwarding;
 
   explicit cluster(int n, index_t snapshot_every = 0)
       : snapshot_interval(snapshot_every) {
@@ -124,6 +125,7 @@ struct cluster {
     nc.core.snapshot_interval = snapshot_interval;
     nc.core.snapshot_trailing_entries = 5;
     nc.core.snapshot_chunk_bytes = 64; // several chunks per snapshot
+    nc.forward_to_leader = forwarding.count(id) ? forwarding[id] : true;
     auto& d = disks[id];
     auto node = spawn_node(*sys, nc, std::make_shared<journal>(), d.stable,
                            d.log, d.snapshots, router);
@@ -135,6 +137,23 @@ struct cluster {
     for (auto& kv : nodes)
       caf::anon_send_exit(kv.second, caf::exit_reason::kill);
     caf::anon_send_exit(router, caf::exit_reason::kill);
+  }
+
+  /// Restarts node `id` on its stores with forwarding on or off, and waits
+  /// until it knows the leader again.
+  void set_forwarding(node_id id, bool on) {
+    caf::scoped_actor self{*sys};
+    self->request(nodes[id], 2s, admin_shutdown{})
+      .receive([](admin_done) {}, [](caf::error&) {});
+    forwarding[id] = on;
+    start(id);
+    for (int i = 0; i < 100; ++i) {
+      auto m = metrics(id);
+      if (m && m->leader != no_node && m->last_applied >= m->commit_index
+          && m->commit_index > 0)
+        return;
+      std::this_thread::sleep_for(20ms);
+    }
   }
 
   /// Metrics of `id`, or nothing if it does not answer.
@@ -211,9 +230,16 @@ TEST_CASE("node actors: a 3-node cluster forms, replicates, reads "
     CHECK(journal::decode(r.response) == static_cast<uint64_t>(i + 1));
   }
 
-  // A follower refuses writes, naming the leader.
+  // A follower passes writes on to the leader (proposal forwarding)...
   node_id follower = leader == 1 ? 2 : 1;
-  auto err = write(*c.sys, c.nodes[follower], 1);
+  write_result fwd;
+  auto err = write(*c.sys, c.nodes[follower], 1, &fwd);
+  REQUIRE_MESSAGE(!err, c.sys->render(err));
+  CHECK(fwd.index > last_index);
+  CHECK(journal::decode(fwd.response) == 201);
+  // ...or, with forwarding off, refuses them naming the leader.
+  c.set_forwarding(follower, false);
+  err = write(*c.sys, c.nodes[follower], 1);
   REQUIRE(err);
   CHECK(err.category() == raft_error_category);
   CHECK(err.code() == static_cast<uint8_t>(raft_error::not_leader));
@@ -222,9 +248,9 @@ TEST_CASE("node actors: a 3-node cluster forms, replicates, reads "
 
   // Linearizable reads see every acknowledged write, on leader and follower.
   caf::error read_err;
-  CHECK(read_count(*c.sys, c.nodes[leader], &read_err) == 200);
+  CHECK(read_count(*c.sys, c.nodes[leader], &read_err) == 201);
   CHECK(!read_err);
-  CHECK(read_count(*c.sys, c.nodes[follower], &read_err) == 200);
+  CHECK(read_count(*c.sys, c.nodes[follower], &read_err) == 201);
   CHECK(!read_err);
 
   // Kill the leader: the others elect a new one and keep every write.
@@ -240,13 +266,13 @@ TEST_CASE("node actors: a 3-node cluster forms, replicates, reads "
   auto next = c.await_leader(rest);
   REQUIRE(next != 0);
   CHECK(next != leader);
-  CHECK(read_count(*c.sys, c.nodes[next], &read_err) == 200);
+  CHECK(read_count(*c.sys, c.nodes[next], &read_err) == 201);
   for (int i = 0; i < 20; ++i) {
     auto e = write(*c.sys, c.nodes[next], 7);
     REQUIRE_MESSAGE(!e, c.sys->render(e));
   }
   for (auto id : rest)
-    CHECK(read_count(*c.sys, c.nodes[id], &read_err) == 220);
+    CHECK(read_count(*c.sys, c.nodes[id], &read_err) == 221);
 }
 
 TEST_CASE("node actors: shutdown answers every pending request") {
