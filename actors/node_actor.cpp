@@ -2,6 +2,7 @@
 // messages into core events and core commands into sends, timers, storage
 // requests and replies. It never blocks: disk I/O happens in the storage
 // worker, and time comes from one timer armed for the core's next deadline.
+#include "actors/client_sessions.hpp"
 #include "actors/storage_worker.hpp"
 #include "libraft_actor/core/raft_core.hpp"
 #include "libraft_actor/node.hpp"
@@ -115,6 +116,8 @@ struct node_state {
   /// Accepted writes by log index (request ids).
   std::map<index_t, uint64_t> writes_at;
   std::vector<command> storage_batch;
+  /// Exactly-once sessions: replicated state, kept next to the state machine.
+  session_table sessions;
   uint64_t timer_generation = 0;
   bool stopped = false;
   static inline const char* name = "raft_node";
@@ -196,37 +199,129 @@ void deliver_error(node_state& st, uint64_t request_id, raft_error e,
   st.pending.erase(it);
 }
 
+/// Restores the state machine and the session table from snapshot data;
+/// throws std::invalid_argument if the data is malformed.
+void restore_snapshot(state_machine& sm, session_table& sessions,
+                      const std::vector<uint8_t>& data) {
+  std::vector<uint8_t> table;
+  std::vector<uint8_t> state;
+  if (!unframe_snapshot(data, table, state))
+    throw std::invalid_argument("snapshot data is not framed by this node");
+  session_table restored;
+  if (!restored.decode(table))
+    throw std::invalid_argument("snapshot holds a malformed session table");
+  sm.restore(state);
+  sessions = std::move(restored);
+}
+
+/// The outcome of one applied entry for its client.
+struct apply_outcome {
+  /// The applied entry.
+  log_id id;
+  /// The index the answer names (a duplicate names the original's).
+  index_t index = 0;
+  std::vector<uint8_t> response;
+  bool superseded = false;
+};
+
 void apply(node_pointer self, std::vector<log_entry>& entries,
            std::deque<event>& followups) {
   auto& st = self->state;
   if (entries.empty())
     return;
-  // A throwing state machine stops the node (step catches): an entry is
-  // never skipped.
-  auto responses = st.sm->apply(entries);
-  if (responses.size() != entries.size())
-    throw std::runtime_error(
-      "state machine returned " + std::to_string(responses.size())
-      + " responses for " + std::to_string(entries.size()) + " entries");
+  // Commands reach the state machine without the framework's envelope;
+  // session writes seen before are answered from the session table instead
+  // of being applied twice (thesis §6.3). Plain commands go in batches; a
+  // session write is applied on its own, so that a duplicate of it later
+  // in the same batch sees its answer.
+  std::vector<apply_outcome> outcomes(entries.size());
+  std::vector<log_entry> batch;
+  std::vector<size_t> batch_pos;
+  auto flush = [&] {
+    if (batch.empty())
+      return;
+    // A throwing state machine stops the node (step catches): an entry is
+    // never skipped.
+    auto responses = st.sm->apply(batch);
+    if (responses.size() != batch.size())
+      throw std::runtime_error(
+        "state machine returned " + std::to_string(responses.size())
+        + " responses for " + std::to_string(batch.size()) + " entries");
+    for (size_t k = 0; k < batch.size(); ++k)
+      outcomes[batch_pos[k]].response = std::move(responses[k]);
+    batch.clear();
+    batch_pos.clear();
+  };
+  auto ttl = st.cfg.session_ttl.count();
   for (size_t i = 0; i < entries.size(); ++i) {
-    const auto& e = entries[i];
-    auto w = st.writes_at.find(e.id.index);
+    auto& e = entries[i];
+    outcomes[i].id = e.id;
+    outcomes[i].index = e.id.index;
+    auto log_time = e.leader_time_ms;
+    if (e.kind != entry_kind::normal) {
+      batch.push_back(std::move(e));
+      batch_pos.push_back(i);
+      continue;
+    }
+    client_envelope env;
+    if (!unwrap_command(e.payload, env))
+      throw std::runtime_error("committed entry " + std::to_string(e.id.index)
+                               + " holds no valid client envelope");
+    e.payload = std::move(env.payload);
+    if (env.client_id == 0) {
+      batch.push_back(std::move(e));
+      batch_pos.push_back(i);
+      continue;
+    }
+    const session_table::entry* cached = nullptr;
+    switch (st.sessions.check(env.client_id, env.sequence, cached)) {
+      case session_table::verdict::duplicate:
+        outcomes[i].index = cached->index;
+        outcomes[i].response = cached->response;
+        break;
+      case session_table::verdict::superseded:
+        outcomes[i].superseded = true;
+        break;
+      case session_table::verdict::fresh: {
+        flush();
+        batch.push_back(std::move(e));
+        batch_pos.push_back(i);
+        flush();
+        st.sessions.record(env.client_id, env.sequence, outcomes[i].index,
+                           outcomes[i].response, log_time);
+        break;
+      }
+    }
+    // Expire idle sessions at fixed log positions, so every replica drops
+    // the same ones at the same point.
+    if (outcomes[i].id.index % 1024 == 0)
+      st.sessions.expire(log_time, ttl);
+  }
+  flush();
+  for (size_t i = 0; i < entries.size(); ++i) {
+    auto w = st.writes_at.find(outcomes[i].id.index);
     if (w == st.writes_at.end())
       continue;
     auto p = st.pending.find(w->second);
     st.writes_at.erase(w);
     if (p == st.pending.end())
       continue;
-    if (p->second.appended == e.id)
-      p->second.promise.deliver(
-        write_result{e.id.index, std::move(responses[i])});
-    else // another leader's entry took its place: it never committed
+    if (p->second.appended != outcomes[i].id)
+      // another leader's entry took its place: it never committed
       p->second.promise.deliver(
         make_error(raft_error::not_leader,
                    "the entry was replaced by a new leader; not applied"));
+    else if (outcomes[i].superseded)
+      p->second.promise.deliver(make_error(
+        raft_error::invalid_argument,
+        "the client already wrote a later sequence number; this write's "
+        "answer is gone and it was not applied"));
+    else
+      p->second.promise.deliver(
+        write_result{outcomes[i].index, std::move(outcomes[i].response)});
     st.pending.erase(p);
   }
-  followups.push_back(entries_applied{entries.back().id.index});
+  followups.push_back(entries_applied{outcomes.back().id.index});
 }
 
 void execute(node_pointer self, command& c, std::deque<event>& followups) {
@@ -317,12 +412,16 @@ void execute(node_pointer self, command& c, std::deque<event>& followups) {
     auto storage = st.storage;
     // (The argument avoids CAF 0.17's null empty-tuple dereference for
     // actors spawned without arguments.)
+    // The session table is part of the replicated state: it travels in the
+    // snapshot data, in front of the state machine's bytes.
+    auto sessions = st.sessions.encode();
     self->spawn<caf::detached>(
       [](std::shared_ptr<state_machine::snapshot_source> src, snapshot_meta m,
-         storage_worker_actor to) {
-        caf::anon_send(to, store_snapshot{m, src->serialize()});
+         storage_worker_actor to, std::vector<uint8_t> table) {
+        caf::anon_send(
+          to, store_snapshot{m, frame_snapshot(table, src->serialize())});
       },
-      source, meta, storage);
+      source, meta, storage, std::move(sessions));
   } else if (auto* sc = std::get_if<send_snapshot_chunk>(&c)) {
     self->send(st.storage, read_snapshot_chunk{std::move(*sc)});
   }
@@ -361,8 +460,10 @@ admin_request(node_pointer self, const std::function<event(uint64_t)>& make) {
 
 node_impl_actor::behavior_type node(node_pointer self, node_config cfg,
                                     std::shared_ptr<state_machine> sm,
-                                    node_stores stores, router_actor router) {
+                                    node_stores stores, router_actor router,
+                                    session_table sessions) {
   auto& st = self->state;
+  st.sessions = std::move(sessions);
   st.cfg = cfg;
   st.sm = std::move(sm);
   st.router = std::move(router);
@@ -391,7 +492,7 @@ node_impl_actor::behavior_type node(node_pointer self, node_config cfg,
         auto rp = self->make_response_promise<write_result>();
         self
           ->request(st.router, st.cfg.request_timeout,
-                    forwarded_write{leader, std::move(w.payload)})
+                    forwarded_write{leader, std::move(w)})
           .then([rp](write_result& r) mutable { rp.deliver(std::move(r)); },
                 [rp](caf::error& e) mutable { rp.deliver(std::move(e)); });
         return rp;
@@ -400,7 +501,8 @@ node_impl_actor::behavior_type node(node_pointer self, node_config cfg,
       req.kind = pending_request::write;
       req.promise = self->make_response_promise();
       if (auto id = admit(self, std::move(req)))
-        step(self, client_proposal{id, std::move(w.payload)});
+        step(self, client_proposal{id, wrap_command(w.client_id, w.sequence,
+                                                    std::move(w.payload))});
       return caf::delegated<write_result>{};
     },
     [self](client_read& r) -> caf::result<read_result> {
@@ -485,7 +587,9 @@ node_impl_actor::behavior_type node(node_pointer self, node_config cfg,
       req.kind = pending_request::write;
       req.promise = self->make_response_promise();
       if (auto id = admit(self, std::move(req)))
-        step(self, client_proposal{id, std::move(w.payload)});
+        step(self, client_proposal{
+                     id, wrap_command(w.write.client_id, w.write.sequence,
+                                      std::move(w.write.payload))});
       return caf::delegated<write_result>{};
     },
     [self](peer_message& m) {
@@ -502,7 +606,7 @@ node_impl_actor::behavior_type node(node_pointer self, node_config cfg,
     [self](snapshot_installed& i) {
       auto& st = self->state;
       try {
-        st.sm->restore(i.data);
+        restore_snapshot(*st.sm, st.sessions, i.data);
       } catch (const std::exception& e) {
         return stop_fatally(self, raft_error::storage_failed,
                             std::string("cannot restore the state machine "
@@ -565,10 +669,12 @@ node_actor spawn_node(caf::actor_system& sys, node_config cfg,
   // actor; recover() counts the latest snapshot as applied, so restore the
   // state machine from it now.
   (void)recover(stores);
+  session_table sessions;
   if (auto snap = stores.snapshots->latest())
-    sm->restore(stores.snapshots->read(snap->id, 0, snap->size));
+    restore_snapshot(*sm, sessions,
+                     stores.snapshots->read(snap->id, 0, snap->size));
   auto impl = sys.spawn(node, std::move(cfg), std::move(sm), std::move(stores),
-                        std::move(router));
+                        std::move(router), std::move(sessions));
   return caf::actor_cast<node_actor>(impl);
 }
 

@@ -44,6 +44,9 @@ struct node_config {
   /// A follower that knows the leader passes client writes on to it (over
   /// the router, i.e. the Raft network) instead of answering not_leader.
   bool forward_to_leader = true;
+  /// Exactly-once sessions idle longer than this (in the leader's time
+  /// stamped on log entries) are forgotten.
+  std::chrono::milliseconds session_ttl{std::chrono::hours(1)};
 
   /// Empty if usable, else a sentence naming the first problem.
   std::string validate() const;
@@ -56,6 +59,11 @@ struct node_config {
 struct client_write {
   /// The command for the state machine.
   std::vector<uint8_t> payload;
+  /// For exactly-once writes (thesis §6.3): the client's id (0: none)...
+  uint64_t client_id = 0;
+  /// ...and its sequence number for this write. A retry with the same pair
+  /// returns the first answer instead of applying the command again.
+  uint64_t sequence = 0;
 };
 
 /// Answer to client_write.
@@ -187,8 +195,8 @@ struct peer_message {
 struct forwarded_write {
   /// The node believed to lead.
   node_id to = no_node;
-  /// The command.
-  std::vector<uint8_t> payload;
+  /// The write.
+  client_write write;
 };
 
 /// The typed interface of a node's core actor.
@@ -227,7 +235,8 @@ node_actor spawn_node(caf::actor_system& sys, node_config cfg,
 /// Inspects client_write.
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, client_write& x) {
-  return f(caf::meta::type_name("raft_actor::client_write"), x.payload);
+  return f(caf::meta::type_name("raft_actor::client_write"), x.payload,
+           x.client_id, x.sequence);
 }
 
 /// Inspects write_result.
@@ -304,8 +313,7 @@ typename Inspector::result_type inspect(Inspector& f, admin_done&) {
 /// Inspects forwarded_write.
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, forwarded_write& x) {
-  return f(caf::meta::type_name("raft_actor::forwarded_write"), x.to,
-           x.payload);
+  return f(caf::meta::type_name("raft_actor::forwarded_write"), x.to, x.write);
 }
 
 /// Inspects node_metrics.

@@ -552,3 +552,74 @@ TEST_CASE("node actors: 5 nodes take 10,000 pipelined writes, survive a "
     if (id != 5 || old != 5)
       CHECK(read_count(*c.sys, c.nodes[id], &err, consistency::stale) == 11100);
 }
+
+TEST_CASE("node actors: exactly-once writes survive retries, a leader "
+          "change and a restart from a snapshot") {
+  cluster c(3, 50);
+  caf::scoped_actor self{*c.sys};
+  membership m;
+  m.voters = {{1, "n1"}, {2, "n2"}, {3, "n3"}};
+  self->request(c.nodes[1], 2s, admin_initialize{m})
+    .receive([](admin_done) {}, [](caf::error&) {});
+  auto leader = c.await_leader({1, 2, 3});
+  REQUIRE(leader != 0);
+  auto session_write = [&](node_id to, uint64_t seq, caf::error* err) {
+    write_result r;
+    self->request(c.nodes[to], 2s, client_write{{5}, 77, seq})
+      .receive([&](write_result& x) { r = x; },
+               [&](caf::error& e) { *err = e; });
+    return r;
+  };
+  caf::error err;
+  auto first = session_write(leader, 1, &err);
+  REQUIRE(!err);
+  auto again = session_write(leader, 1, &err);
+  REQUIRE(!err);
+  CHECK(again.index == first.index);
+  CHECK(again.response == first.response);
+  caf::error read_err;
+  CHECK(read_count(*c.sys, c.nodes[leader], &read_err) == 1); // applied once
+  auto second = session_write(leader, 2, &err);
+  REQUIRE(!err);
+  CHECK(second.index > first.index);
+  session_write(leader, 1, &err); // older than the latest: refused
+  REQUIRE(err);
+  CHECK(err.code() == static_cast<uint8_t>(raft_error::invalid_argument));
+  err = caf::error{};
+
+  // Enough plain writes for snapshots; then the leader dies.
+  for (int i = 0; i < 120; ++i)
+    REQUIRE(!write(*c.sys, c.nodes[leader], 1));
+  caf::anon_send_exit(c.nodes[leader], caf::exit_reason::kill);
+  for (node_id id = 1; id <= 3; ++id) {
+    caf::anon_send(c.router, router_cut{leader, id, true});
+    caf::anon_send(c.router, router_cut{id, leader, true});
+  }
+  std::set<node_id> rest;
+  for (node_id id = 1; id <= 3; ++id)
+    if (id != leader)
+      rest.insert(id);
+  auto next = c.await_leader(rest);
+  REQUIRE(next != 0);
+  // The new leader remembers the session: the retry is not applied again.
+  auto retried = session_write(next, 2, &err);
+  REQUIRE_MESSAGE(!err, c.sys->render(err));
+  CHECK(retried.index == second.index);
+  CHECK(read_count(*c.sys, c.nodes[next], &read_err) == 122);
+
+  // A follower restarted from its snapshot remembers it too.
+  node_id follower = *rest.begin() == next ? *rest.rbegin() : *rest.begin();
+  REQUIRE(c.disks[follower].snapshots->latest().has_value());
+  c.set_forwarding(follower, true); // restarts it on its stores
+  // Make it lead, so that it answers the retry from its own table, which
+  // came from its snapshot (the session writes are no longer in its log).
+  REQUIRE(c.disks[follower].log->base().index > second.index);
+  self->request(c.nodes[next], 5s, admin_transfer_leadership{follower})
+    .receive([](admin_done) {}, [&](caf::error& e) { err = e; });
+  REQUIRE_MESSAGE(!err, c.sys->render(err));
+  REQUIRE(c.await_leader({follower}, 2s) == follower);
+  auto from_snapshot = session_write(follower, 2, &err);
+  REQUIRE_MESSAGE(!err, c.sys->render(err));
+  CHECK(from_snapshot.index == second.index);
+  CHECK(read_count(*c.sys, c.nodes[follower], &read_err) == 122);
+}
