@@ -156,6 +156,22 @@ struct cluster {
     }
   }
 
+  /// Cuts (or heals) every link of node `id`, both ways.
+  void isolate(node_id id, bool cut = true) {
+    for (const auto& kv : nodes) {
+      if (kv.first == id)
+        continue;
+      caf::anon_send(router, router_cut{id, kv.first, cut});
+      caf::anon_send(router, router_cut{kv.first, id, cut});
+    }
+  }
+
+  /// Kills node `id` and cuts it off.
+  void crash(node_id id) {
+    caf::anon_send_exit(nodes[id], caf::exit_reason::kill);
+    isolate(id);
+  }
+
   /// Metrics of `id`, or nothing if it does not answer.
   std::optional<node_metrics> metrics(node_id id) {
     caf::scoped_actor self{*sys};
@@ -254,11 +270,7 @@ TEST_CASE("node actors: a 3-node cluster forms, replicates, reads "
   CHECK(!read_err);
 
   // Kill the leader: the others elect a new one and keep every write.
-  caf::anon_send_exit(c.nodes[leader], caf::exit_reason::kill);
-  for (node_id other = 1; other <= 3; ++other) {
-    caf::anon_send(c.router, router_cut{leader, other, true});
-    caf::anon_send(c.router, router_cut{other, leader, true});
-  }
+  c.crash(leader);
   std::set<node_id> rest;
   for (node_id id = 1; id <= 3; ++id)
     if (id != leader)
@@ -488,16 +500,9 @@ TEST_CASE("node actors: 5 nodes take 10,000 pipelined writes, survive a "
   CHECK(counts->second == 0);
 
   // Node 5 goes down (cut off); the leader crashes.
-  for (node_id id = 1; id <= 6; ++id) {
-    caf::anon_send(c.router, router_cut{5, id, true});
-    caf::anon_send(c.router, router_cut{id, 5, true});
-  }
+  c.isolate(5);
   node_id old = leader;
-  caf::anon_send_exit(c.nodes[old], caf::exit_reason::kill);
-  for (node_id id = 1; id <= 6; ++id) {
-    caf::anon_send(c.router, router_cut{old, id, true});
-    caf::anon_send(c.router, router_cut{id, old, true});
-  }
+  c.crash(old);
   std::set<node_id> alive;
   for (node_id id = 1; id <= 4; ++id)
     if (id != old)
@@ -535,12 +540,7 @@ TEST_CASE("node actors: 5 nodes take 10,000 pipelined writes, survive a "
   // Node 5 comes back (unless it was the crashed leader): the others
   // compacted their logs meanwhile, so it catches up by snapshot.
   if (old != 5) {
-    for (node_id id = 1; id <= 6; ++id) {
-      if (id == old)
-        continue;
-      caf::anon_send(c.router, router_cut{5, id, false});
-      caf::anon_send(c.router, router_cut{id, 5, false});
-    }
+    c.isolate(5, false); // (links to the dead old leader lead nowhere)
     uint64_t seen = 0;
     for (int i = 0; i < 150 && seen != 11100; ++i) {
       seen = read_count(*c.sys, c.nodes[5], &err, consistency::stale);
@@ -590,11 +590,7 @@ TEST_CASE("node actors: exactly-once writes survive retries, a leader "
   // Enough plain writes for snapshots; then the leader dies.
   for (int i = 0; i < 120; ++i)
     REQUIRE(!write(*c.sys, c.nodes[leader], 1));
-  caf::anon_send_exit(c.nodes[leader], caf::exit_reason::kill);
-  for (node_id id = 1; id <= 3; ++id) {
-    caf::anon_send(c.router, router_cut{leader, id, true});
-    caf::anon_send(c.router, router_cut{id, leader, true});
-  }
+  c.crash(leader);
   std::set<node_id> rest;
   for (node_id id = 1; id <= 3; ++id)
     if (id != leader)
