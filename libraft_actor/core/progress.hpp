@@ -16,7 +16,8 @@ enum class replication_state : uint8_t {
   probe,
   /// Logs known to match up to match_index: pipeline optimistically.
   replicate,
-  /// The follower needs a snapshot (compacted entries; issue 3).
+  /// The follower needs entries that were compacted: a snapshot is being
+  /// streamed to it.
   snapshot,
 };
 
