@@ -60,6 +60,8 @@ void add_node_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<admin_done>("raft_actor::admin_done");
   cfg.add_message_type<node_metrics>("raft_actor::node_metrics");
   cfg.add_message_type<forwarded_write>("raft_actor::forwarded_write");
+  cfg.add_message_type<admin_unsafe_force_sole_voter>(
+    "raft_actor::admin_unsafe_force_sole_voter");
 }
 
 namespace {
@@ -553,6 +555,20 @@ node_impl_actor::behavior_type node(node_pointer self, node_config cfg,
       admin_request(self, [&](uint64_t id) -> event {
         return transfer_leadership{id, a.to};
       });
+      return caf::delegated<admin_done>{};
+    },
+    [self](admin_unsafe_force_sole_voter& a) -> caf::result<admin_done> {
+      if (a.confirm != unsafe_recovery_confirmation)
+        return make_error(raft_error::invalid_argument,
+                          std::string("unsafe recovery needs the confirmation "
+                                      "\"")
+                            + unsafe_recovery_confirmation + "\"");
+      SPDLOG_CRITICAL("node {} term {}: UNSAFE RECOVERY requested: becoming "
+                      "the only voter",
+                      self->state.cfg.core.id,
+                      self->state.core->current_term());
+      admin_request(
+        self, [](uint64_t id) -> event { return unsafe_force_sole_voter{id}; });
       return caf::delegated<admin_done>{};
     },
     [self](admin_get_metrics) -> node_metrics {

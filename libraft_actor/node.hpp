@@ -136,6 +136,18 @@ struct admin_transfer_leadership {
   node_id to = no_node;
 };
 
+/// The words an operator must pass to admin_unsafe_force_sole_voter.
+constexpr const char* unsafe_recovery_confirmation
+  = "I accept that committed writes may be lost";
+
+/// UNSAFE: when a majority of voters is lost for good, make this node the
+/// only voter (see unsafe_force_sole_voter for what can be lost). Refused
+/// unless `confirm` is exactly unsafe_recovery_confirmation.
+struct admin_unsafe_force_sole_voter {
+  /// Must equal unsafe_recovery_confirmation.
+  std::string confirm;
+};
+
 /// Ask for the node's metrics.
 struct admin_get_metrics {};
 
@@ -211,6 +223,7 @@ using node_actor = caf::typed_actor<
   caf::replies_to<admin_get_metrics>::with<node_metrics>,
   caf::replies_to<admin_shutdown>::with<admin_done>,
   caf::replies_to<forwarded_write>::with<write_result>,
+  caf::replies_to<admin_unsafe_force_sole_voter>::with<admin_done>,
   caf::reacts_to<peer_message>>;
 
 /// Where a node sends messages for its peers: the transport seam. A router
@@ -314,6 +327,14 @@ typename Inspector::result_type inspect(Inspector& f, admin_done&) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, forwarded_write& x) {
   return f(caf::meta::type_name("raft_actor::forwarded_write"), x.to, x.write);
+}
+
+/// Inspects admin_unsafe_force_sole_voter.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f,
+                                        admin_unsafe_force_sole_voter& x) {
+  return f(caf::meta::type_name("raft_actor::admin_unsafe_force_sole_voter"),
+           x.confirm);
 }
 
 /// Inspects node_metrics.

@@ -108,6 +108,18 @@ struct read_request {
   read_mode mode = read_mode::linearizable;
 };
 
+/// UNSAFE disaster recovery, for when a majority of voters is permanently
+/// lost: this node appends a configuration in which it is the only voter
+/// (keeping the learners) in a new term, and then elects itself. Entries
+/// that were committed by the lost majority but are missing from this
+/// node's log are lost for good, and the other nodes' data must be wiped
+/// before they rejoin (as learners). Never use it while the others can
+/// come back.
+struct unsafe_force_sole_voter {
+  /// Caller's token, echoed in the answer.
+  uint64_t request_id = 0;
+};
+
 /// The runtime finished the snapshot asked for with `build_snapshot`: it is
 /// durable and the latest one.
 struct snapshot_built {
@@ -118,10 +130,10 @@ struct snapshot_built {
 };
 
 /// Any input of the core.
-using event
-  = std::variant<message_received, timer_fired, client_proposal,
-                 initialize_cluster, writes_persisted, entries_applied,
-                 add_learner, remove_learner, change_membership,
-                 transfer_leadership, read_request, snapshot_built>;
+using event = std::variant<message_received, timer_fired, client_proposal,
+                           initialize_cluster, writes_persisted,
+                           entries_applied, add_learner, remove_learner,
+                           change_membership, transfer_leadership, read_request,
+                           snapshot_built, unsafe_force_sole_voter>;
 
 } // namespace raft_actor

@@ -134,6 +134,60 @@ void raft_core::handle_change_membership(change_membership& req) {
   propose_config(m, req.request_id, no_node, false);
 }
 
+void raft_core::handle_unsafe_force_sole_voter(unsafe_force_sole_voter& req) {
+  if (config_.voters.empty() && config_.old_voters.empty()) {
+    emit(request_failed{req.request_id, raft_error::not_initialized, no_node,
+                        "this node holds no configuration to recover"});
+    return;
+  }
+  std::string address;
+  if (auto it = config_.voters.find(cfg_.id); it != config_.voters.end())
+    address = it->second;
+  else if (auto ot = config_.old_voters.find(cfg_.id);
+           ot != config_.old_voters.end())
+    address = ot->second;
+  else if (auto lt = config_.learners.find(cfg_.id);
+           lt != config_.learners.end())
+    address = lt->second;
+  else {
+    emit(request_failed{req.request_id, raft_error::unknown_node, no_node,
+                        "this node is not a member of its configuration"});
+    return;
+  }
+  report(severity::error,
+         "UNSAFE RECOVERY: forcing a configuration with node "
+           + std::to_string(cfg_.id)
+           + " as the only voter; committed entries this node lacks are lost "
+             "and the other members' data must be wiped before they rejoin");
+  if (role_ == node_role::leader)
+    become_follower(hs_.current_term, no_node);
+  // A new term above every entry and vote so far, voted for ourselves: no
+  // other leader of this term can exist, and the forced entry outranks every
+  // entry a lost member may still hold (§5.4.1 compares last terms first).
+  auto term = hs_.current_term + 1;
+  set_hard_state({term, cfg_.id});
+  role_ = node_role::follower;
+  leader_id_ = no_node;
+  membership m;
+  m.voters[cfg_.id] = address;
+  m.learners = config_.learners;
+  m.learners.erase(cfg_.id);
+  log_entry e;
+  e.id = {term, log_.last_index() + 1};
+  e.kind = entry_kind::membership;
+  e.leader_time_ms = now_.wall_ms;
+  e.payload = encode_membership(m);
+  log_.append(e);
+  persist_append({e});
+  config_index_ = e.id.index;
+  set_config(m);
+  pending_config_.reset();
+  transfer_.reset();
+  // Campaign at the next timer: a lone voter elects itself at once.
+  election_deadline_ = now_.monotonic + raft_duration{1};
+  emit(request_succeeded{req.request_id});
+}
+
 void raft_core::advance_config_change() {
   if (role_ != node_role::leader)
     return;

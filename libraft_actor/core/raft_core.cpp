@@ -229,6 +229,8 @@ void raft_core::dispatch(event& ev) {
     handle_read_request(*rr);
   } else if (auto* sb = std::get_if<snapshot_built>(&ev)) {
     on_snapshot_built(*sb);
+  } else if (auto* uf = std::get_if<unsafe_force_sole_voter>(&ev)) {
+    handle_unsafe_force_sole_voter(*uf);
   }
 }
 

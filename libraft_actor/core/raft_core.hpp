@@ -186,6 +186,7 @@ private:
   void propose_config(const membership& m, uint64_t request_id, node_id learner,
                       bool wait_caught_up);
   void advance_config_change();
+  void handle_unsafe_force_sole_voter(unsafe_force_sole_voter& req);
 
   // -- transfer.cpp ----------------------------------------------------------
 

@@ -619,3 +619,42 @@ TEST_CASE("node actors: exactly-once writes survive retries, a leader "
   CHECK(from_snapshot.index == second.index);
   CHECK(read_count(*c.sys, c.nodes[follower], &read_err) == 122);
 }
+
+TEST_CASE("node actors: unsafe recovery makes a survivor of a lost majority "
+          "the only voter, with a loud confirmation") {
+  cluster c(3);
+  caf::scoped_actor self{*c.sys};
+  membership m;
+  m.voters = {{1, "n1"}, {2, "n2"}, {3, "n3"}};
+  self->request(c.nodes[1], 2s, admin_initialize{m})
+    .receive([](admin_done) {}, [](caf::error&) {});
+  auto leader = c.await_leader({1, 2, 3});
+  REQUIRE(leader != 0);
+  for (int i = 0; i < 50; ++i)
+    REQUIRE(!write(*c.sys, c.nodes[leader], 1));
+  // Both other nodes are gone for good: no quorum, no writes.
+  for (node_id id = 1; id <= 3; ++id)
+    if (id != leader)
+      c.crash(id);
+  std::this_thread::sleep_for(600ms); // check-quorum: the leader steps down
+  caf::error err;
+  CHECK(write(*c.sys, c.nodes[leader], 1));
+  // Without the exact confirmation nothing happens.
+  self->request(c.nodes[leader], 2s, admin_unsafe_force_sole_voter{"yes"})
+    .receive([](admin_done) {}, [&](caf::error& e) { err = e; });
+  REQUIRE(err);
+  CHECK(err.code() == static_cast<uint8_t>(raft_error::invalid_argument));
+  err = caf::error{};
+  self
+    ->request(c.nodes[leader], 2s,
+              admin_unsafe_force_sole_voter{unsafe_recovery_confirmation})
+    .receive([](admin_done) {}, [&](caf::error& e) { err = e; });
+  REQUIRE_MESSAGE(!err, c.sys->render(err));
+  REQUIRE(c.await_leader({leader}, 2s) == leader);
+  auto mm = c.metrics(leader);
+  REQUIRE(mm);
+  CHECK(mm->config.voters.size() == 1);
+  CHECK(read_count(*c.sys, c.nodes[leader], &err) >= 50);
+  for (int i = 0; i < 10; ++i)
+    CHECK(!write(*c.sys, c.nodes[leader], 1));
+}

@@ -507,3 +507,41 @@ TEST_CASE("thesis §4.3 an election in a joint configuration needs a majority "
     CHECK(c.core.role() == node_role::follower);
   }
 }
+
+TEST_CASE("unsafe recovery: a survivor of a lost majority makes itself the "
+          "only voter in a new term, keeps its log and learners, and elects "
+          "itself") {
+  auto cfg = members_of({1, 2, 3}, {4});
+  auto h = make_node_with(2, cfg, {3, 1}, entries_with_terms(2, {2, 3}),
+                          make_config(2));
+  auto last = h.core.log().last_id();
+  unsafe_force_sole_voter req;
+  req.request_id = 9;
+  h.step(req);
+  CHECK(pick<request_succeeded>(h.last).at(0).request_id == 9);
+  CHECK(h.core.current_term() == 4);
+  CHECK(h.core.voted_for() == 2);
+  CHECK(h.core.config() == members_of({2}, {4}));
+  auto appended = pick<append_log>(h.last).at(0).entries.at(0);
+  CHECK(appended.id == log_id{4, last.index + 1});
+  CHECK(decoded(appended) == members_of({2}, {4}));
+  CHECK(diagnostics(h.last, severity::error).size() == 1); // loudly
+  h.persist_all();
+  h.fire_deadline();
+  h.persist_all();
+  CHECK(h.core.role() == node_role::leader);
+  CHECK(h.core.current_term() == 5);
+  // Its blank entry commits alone, and with it everything before.
+  h.persist_all();
+  CHECK(h.core.commit_index() == h.core.log().last_index());
+}
+
+TEST_CASE("unsafe recovery: refused on a node without a configuration") {
+  auto h = make_node_with(5, membership{}, {0, no_node}, {}, make_config(5));
+  unsafe_force_sole_voter req;
+  req.request_id = 3;
+  h.step(req);
+  CHECK(pick<request_failed>(h.last).at(0).error
+        == raft_error::not_initialized);
+  CHECK(h.core.current_term() == 0);
+}
