@@ -94,8 +94,6 @@ using node_impl_actor = node_actor::extend<
   caf::reacts_to<snapshot_installed>, caf::reacts_to<node_tick>,
   caf::reacts_to<request_expired>>;
 
-using clock_type = std::chrono::steady_clock;
-
 /// A request waiting for the core.
 struct pending_request {
   enum kind_t { write, read, admin } kind = write;
@@ -112,7 +110,8 @@ struct node_state {
   std::shared_ptr<state_machine> sm;
   storage_worker_actor storage;
   router_actor router;
-  clock_type::time_point epoch = clock_type::now();
+  caf::actor_clock* clock = nullptr;
+  caf::actor_clock::time_point epoch;
   uint64_t next_request = 1;
   std::map<uint64_t, pending_request> pending;
   /// Accepted writes by log index (request ids).
@@ -128,8 +127,10 @@ struct node_state {
 using node_pointer = node_impl_actor::stateful_pointer<node_state>;
 
 clock_reading now(node_state& st) {
+  // The actor clock: real time normally, virtual time under CAF's test
+  // scheduler (so timers and the core agree in deterministic tests).
   auto mono
-    = std::chrono::duration_cast<raft_duration>(clock_type::now() - st.epoch);
+    = std::chrono::duration_cast<raft_duration>(st.clock->now() - st.epoch);
   auto wall = std::chrono::duration_cast<std::chrono::milliseconds>(
     std::chrono::system_clock::now().time_since_epoch());
   return {mono, wall.count()};
@@ -465,6 +466,8 @@ node_impl_actor::behavior_type node(node_pointer self, node_config cfg,
                                     node_stores stores, router_actor router,
                                     session_table sessions) {
   auto& st = self->state;
+  st.clock = &self->clock();
+  st.epoch = st.clock->now();
   st.sessions = std::move(sessions);
   st.cfg = cfg;
   st.sm = std::move(sm);
