@@ -158,10 +158,74 @@ public:
   }
 };
 
+/// Reads through posix_fs; opens read-only; refuses every mutation.
+class read_only_fs final : public file_system {
+public:
+  file_handle open(const std::string& path, bool create) override {
+    if (create)
+      refuse("create", path);
+    // O_NONBLOCK: a FIFO planted in a directory must not hang the caller;
+    // it is rejected below as not a regular file.
+    int flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK;
+    int fd = ::open(path.c_str(), flags | O_NOATIME);
+    if (fd < 0 && errno == EPERM)
+      fd = ::open(path.c_str(), flags);
+    if (fd < 0)
+      fail("cannot open", path);
+    struct stat st;
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+      ::close(fd);
+      throw storage_error("not a regular file", path);
+    }
+    return {fd, path};
+  }
+  void close(file_handle& f) noexcept override { posix_.close(f); }
+  size_t pread(const file_handle& f, void* data, size_t n,
+               uint64_t offset) override {
+    return posix_.pread(f, data, n, offset);
+  }
+  uint64_t size(const file_handle& f) override { return posix_.size(f); }
+  bool exists(const std::string& path) override { return posix_.exists(path); }
+  std::vector<std::string> list(const std::string& dir) override {
+    return posix_.list(dir);
+  }
+  void pwrite(const file_handle& f, const void*, size_t, uint64_t) override {
+    refuse("pwrite", f.path);
+  }
+  void fdatasync(const file_handle& f) override { refuse("fdatasync", f.path); }
+  void fsync(const file_handle& f) override { refuse("fsync", f.path); }
+  void truncate(const file_handle& f, uint64_t) override {
+    refuse("truncate", f.path);
+  }
+  void rename(const std::string& from, const std::string&) override {
+    refuse("rename", from);
+  }
+  void remove(const std::string& path) override { refuse("remove", path); }
+  void make_dirs(const std::string& path) override {
+    refuse("make_dirs", path);
+  }
+  void sync_dir(const std::string& dir) override { refuse("sync_dir", dir); }
+
+private:
+  [[noreturn]] static void refuse(const char* op, const std::string& path) {
+    // A logic error, not a storage_error: reaching this is a bug in the
+    // caller, never a finding about the files.
+    throw std::logic_error(std::string("read-only file system: refused to ")
+                           + op + " " + path);
+  }
+
+  posix_fs posix_;
+};
+
 } // namespace
 
 std::shared_ptr<file_system> posix_file_system() {
   static auto fs = std::make_shared<posix_fs>();
+  return fs;
+}
+
+std::shared_ptr<file_system> read_only_file_system() {
+  static auto fs = std::make_shared<read_only_fs>();
   return fs;
 }
 

@@ -62,6 +62,12 @@ public:
 /// The real file system.
 std::shared_ptr<file_system> posix_file_system();
 
+/// The real file system, read only: files are opened O_RDONLY (regular
+/// files only, without blocking on FIFOs, O_NOATIME where allowed) and every
+/// mutating call throws std::logic_error. For tools that must never change
+/// what they inspect.
+std::shared_ptr<file_system> read_only_file_system();
+
 /// A file system that forwards to another one and fails on purpose: after a
 /// given number of mutating operations, or on every fsync, with a chosen
 /// errno (ENOSPC for a full disk, EIO for a failing device).

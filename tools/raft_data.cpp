@@ -6,8 +6,9 @@
 // tail (it truncates the last segment), data_dir::open may replace the log by
 // a snapshot, and a tool that looks must never be the thing that changes what
 // it looks at. So the segments are parsed here with record_format.hpp's
-// primitives, and every file is read through a file_system whose mutating
-// operations throw: a read-only open (O_RDONLY) makes the promise structural.
+// primitives, and every file is read through read_only_file_system(), whose
+// mutating operations throw: a read-only open (O_RDONLY) makes the promise
+// structural.
 //
 // The checks mirror file_log_store::load, file_snapshot_store's constructor
 // and data_dir::open, so that the verdict predicts what opening would do:
@@ -32,10 +33,7 @@
 #include <string>
 #include <vector>
 
-#include <dirent.h>
-#include <fcntl.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 using namespace raft_actor;
 
@@ -54,119 +52,6 @@ constexpr char base_magic[9] = "RAFTBASE";
 /// than this are not read: none of ours comes close, and a huge garbage file
 /// must not exhaust memory.
 constexpr uint64_t max_small_file = 64u << 20;
-
-// -- a file system that cannot write ------------------------------------------
-
-// (file_handle is spelled raft_actor::file_handle here because <fcntl.h>
-// declares a struct file_handle of its own for name_to_handle_at.)
-
-/// Opens files with O_RDONLY (and O_NOATIME where allowed) and throws on
-/// every mutating operation, so nothing this tool calls can change the
-/// directory, and a directory the operator may only read still works.
-class read_only_fs final : public file_system {
-public:
-  raft_actor::file_handle open(const std::string& path, bool create) override {
-    if (create)
-      refuse("create", path);
-    // O_NONBLOCK: a FIFO planted in the directory must not hang the tool;
-    // it is rejected below as not a regular file.
-    int flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK;
-    int fd = ::open(path.c_str(), flags | O_NOATIME);
-    if (fd < 0 && errno == EPERM)
-      fd = ::open(path.c_str(), flags);
-    if (fd < 0)
-      throw storage_error("cannot open", path, -1, errno);
-    struct stat st;
-    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-      ::close(fd);
-      throw storage_error("not a regular file", path);
-    }
-    return {fd, path};
-  }
-
-  void close(raft_actor::file_handle& f) noexcept override {
-    if (f.fd >= 0)
-      ::close(f.fd);
-    f.fd = -1;
-  }
-
-  size_t pread(const raft_actor::file_handle& f, void* data, size_t n,
-               uint64_t offset) override {
-    auto p = static_cast<char*>(data);
-    size_t done = 0;
-    while (done < n) {
-      auto k
-        = ::pread(f.fd, p + done, n - done, static_cast<off_t>(offset + done));
-      if (k < 0) {
-        if (errno == EINTR)
-          continue;
-        throw storage_error("read failed", f.path,
-                            static_cast<int64_t>(offset + done), errno);
-      }
-      if (k == 0)
-        break;
-      done += static_cast<size_t>(k);
-    }
-    return done;
-  }
-
-  uint64_t size(const raft_actor::file_handle& f) override {
-    struct stat st;
-    if (::fstat(f.fd, &st) != 0)
-      throw storage_error("stat failed", f.path, -1, errno);
-    return static_cast<uint64_t>(st.st_size);
-  }
-
-  bool exists(const std::string& path) override {
-    struct stat st;
-    return ::stat(path.c_str(), &st) == 0;
-  }
-
-  std::vector<std::string> list(const std::string& dir) override {
-    std::vector<std::string> out;
-    DIR* d = ::opendir(dir.c_str());
-    if (!d)
-      throw storage_error("cannot list directory", dir, -1, errno);
-    while (auto* e = ::readdir(d)) {
-      std::string name = e->d_name;
-      if (name != "." && name != "..")
-        out.push_back(std::move(name));
-    }
-    ::closedir(d);
-    std::sort(out.begin(), out.end());
-    return out;
-  }
-
-  void pwrite(const raft_actor::file_handle& f, const void*, size_t,
-              uint64_t) override {
-    refuse("pwrite", f.path);
-  }
-  void fdatasync(const raft_actor::file_handle& f) override {
-    refuse("fdatasync", f.path);
-  }
-  void fsync(const raft_actor::file_handle& f) override {
-    refuse("fsync", f.path);
-  }
-  void truncate(const raft_actor::file_handle& f, uint64_t) override {
-    refuse("truncate", f.path);
-  }
-  void rename(const std::string& from, const std::string&) override {
-    refuse("rename", from);
-  }
-  void remove(const std::string& path) override { refuse("remove", path); }
-  void make_dirs(const std::string& path) override {
-    refuse("make_dirs", path);
-  }
-  void sync_dir(const std::string& dir) override { refuse("sync_dir", dir); }
-
-private:
-  [[noreturn]] static void refuse(const char* op, const std::string& path) {
-    // A logic error, not a storage_error: reaching this is a bug in the
-    // tool, never a finding about the directory.
-    throw std::logic_error(std::string("raft-data is read-only but tried to ")
-                           + op + " " + path);
-  }
-};
 
 /// True if `path` is a directory (following symlinks).
 bool is_directory(const std::string& path) {
@@ -691,7 +576,7 @@ void usage(FILE* to) {
 }
 
 int inspect(const std::string& dir, bool verbose, uint64_t max_entries) {
-  read_only_fs fs;
+  auto& fs = *read_only_file_system();
   findings out;
   if (!is_directory(dir)) {
     std::fprintf(stderr, "raft-data: %s: %s\n", dir.c_str(),
@@ -741,8 +626,7 @@ int inspect(const std::string& dir, bool verbose, uint64_t max_entries) {
   auto hard_path = dir + "/hard_state";
   if (has_identity || fs.exists(hard_path)) {
     try {
-      file_stable_store stable(std::make_shared<read_only_fs>(), hard_path,
-                               false);
+      file_stable_store stable(read_only_file_system(), hard_path, false);
       auto hs = stable.load();
       std::printf(
         "hard state   term %" PRIu64 ", voted_for %s\n", hs.current_term,
