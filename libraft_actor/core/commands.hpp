@@ -112,6 +112,8 @@ struct read_ready {
 /// machine is exactly at that index when the command is executed in order.
 /// Report back with `snapshot_built`. If a newer snapshot was installed from
 /// the leader in the meantime, the store keeps that newer one as latest.
+/// Until then no write_snapshot_chunk is issued (the store has one slot for
+/// a snapshot in the making), and a partly received snapshot is abandoned.
 struct build_snapshot {
   /// The snapshot's last included entry.
   log_id last_included;

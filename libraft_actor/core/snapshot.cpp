@@ -46,6 +46,9 @@ void raft_core::maybe_build_snapshot() {
   auto term = log_.term_at(last_applied_);
   if (!term)
     return;
+  // The snapshot store holds one snapshot in the making: storing this one
+  // discards a transfer we were receiving (its leader will start over).
+  incoming_.reset();
   snapshot_building_ = true;
   snapshot_requested_ = {*term, last_applied_};
   emit(build_snapshot{snapshot_requested_, config_at(last_applied_)});
@@ -202,6 +205,14 @@ void raft_core::handle_install_snapshot(const install_snapshot_request& req) {
     resp.next_offset = req.offset + req.data.size();
     resp.done = true;
     send(resp);
+    return;
+  }
+  if (snapshot_building_) {
+    // Our own snapshot is being stored, in the store's one slot for a
+    // snapshot in the making: drop the chunk unanswered; the leader sends
+    // it again after two heartbeat intervals.
+    report(severity::debug, "dropping a snapshot chunk while our own "
+                            "snapshot is being stored");
     return;
   }
   if (!incoming_ || incoming_->id != req.snapshot_id

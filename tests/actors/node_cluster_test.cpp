@@ -166,6 +166,15 @@ struct cluster {
     }
   }
 
+  /// Ids of every running node except `id`.
+  std::set<node_id> all_but(node_id id) const {
+    std::set<node_id> out;
+    for (const auto& kv : nodes)
+      if (kv.first != id)
+        out.insert(kv.first);
+    return out;
+  }
+
   /// Kills node `id` and cuts it off.
   void crash(node_id id) {
     caf::anon_send_exit(nodes[id], caf::exit_reason::kill);
@@ -271,10 +280,7 @@ TEST_CASE("node actors: a 3-node cluster forms, replicates, reads "
 
   // Kill the leader: the others elect a new one and keep every write.
   c.crash(leader);
-  std::set<node_id> rest;
-  for (node_id id = 1; id <= 3; ++id)
-    if (id != leader)
-      rest.insert(id);
+  auto rest = c.all_but(leader);
   auto next = c.await_leader(rest);
   REQUIRE(next != 0);
   CHECK(next != leader);
@@ -591,10 +597,7 @@ TEST_CASE("node actors: exactly-once writes survive retries, a leader "
   for (int i = 0; i < 120; ++i)
     REQUIRE(!write(*c.sys, c.nodes[leader], 1));
   c.crash(leader);
-  std::set<node_id> rest;
-  for (node_id id = 1; id <= 3; ++id)
-    if (id != leader)
-      rest.insert(id);
+  auto rest = c.all_but(leader);
   auto next = c.await_leader(rest);
   REQUIRE(next != 0);
   // The new leader remembers the session: the retry is not applied again.

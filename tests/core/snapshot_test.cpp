@@ -398,3 +398,35 @@ TEST_CASE("§7 a recovered snapshot that does not fit the log is rejected "
                   std::invalid_argument); // the log's entry 4 has term 1
   CHECK_NOTHROW(build({1, 4}, {1, 2}, entries_with_terms(3, {1, 1})));
 }
+
+TEST_CASE("§7 the snapshot store has one slot for a snapshot in the making: "
+          "a chunk arriving while our own snapshot is stored is dropped, and "
+          "starting our own abandons a transfer we were receiving "
+          "(regression found by the 5-node actor test)") {
+  auto f = make_node(2, {1, 2, 3}, {2, no_node}, {}, snapshot_config(2, 3, 1));
+  auto m = voters_of({1, 2, 3});
+  // A transfer of a snapshot far ahead starts...
+  f.deliver(snapshot_chunk(1, 2, 2, 77, {2, 40}, m, 0, 3, false));
+  REQUIRE(pick<write_snapshot_chunk>(f.last).size() == 1);
+  f.persist_every_write();
+  // ...then the follower applies enough to build its own: the transfer is
+  // abandoned (the store's begin() discards the partial one).
+  feed(f, 2, 4);
+  f.step(entries_applied{4});
+  REQUIRE(pick<build_snapshot>(f.last).size() == 1);
+  // While ours is being stored, chunks are neither written nor answered.
+  f.deliver(snapshot_chunk(1, 2, 2, 77, {2, 40}, m, 3, 4, false));
+  CHECK(pick<write_snapshot_chunk>(f.last).empty());
+  CHECK(sent<install_snapshot_response>(f.last).empty());
+  f.deliver(snapshot_chunk(1, 2, 2, 78, {2, 40}, m, 0, 4, false));
+  CHECK(pick<write_snapshot_chunk>(f.last).empty());
+  CHECK(sent<install_snapshot_response>(f.last).empty());
+  // Once stored, the transfer starts over from offset 0.
+  f.step(snapshot_built{11, {2, 4}});
+  f.persist_every_write();
+  f.deliver(snapshot_chunk(1, 2, 2, 77, {2, 40}, m, 3, 4, false));
+  CHECK(full_trace(f.last) == "send:install_snapshot_resp->1");
+  CHECK(sent<install_snapshot_response>(f.last).at(0).next_offset == 0);
+  f.deliver(snapshot_chunk(1, 2, 2, 77, {2, 40}, m, 0, 3, false));
+  CHECK(full_trace(f.last) == "write_snapshot_chunk");
+}

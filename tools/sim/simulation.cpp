@@ -627,6 +627,10 @@ void simulation::handle_snapshot_command(sim_node& n, command& c) {
       return fail(
         "build_snapshot at index " + std::to_string(b->last_included.index)
         + " while the state machine is at " + std::to_string(n.applied));
+    // The store has one slot for a snapshot in the making: this build
+    // discards a partly received one.
+    n.partial = {};
+    n.durable_partial = {};
     n.building
       = {next_snapshot_id_++, b->last_included, b->config,
          encode_snapshot(b->last_included, n.applied_hash, rng_.below(600))};
@@ -653,6 +657,10 @@ void simulation::handle_snapshot_command(sim_node& n, command& c) {
     req.done = req.offset + len == f.bytes.size();
     send(n, req);
   } else if (auto* w = std::get_if<write_snapshot_chunk>(&c)) {
+    if (n.building.id != 0)
+      return fail("node " + std::to_string(n.id)
+                  + " wrote a received snapshot chunk while its own snapshot "
+                    "was being stored (the store has one slot)");
     if (w->offset == 0)
       n.partial = {w->snapshot_id, {}, {}, {}};
     if (n.partial.id != w->snapshot_id || n.partial.bytes.size() != w->offset)
