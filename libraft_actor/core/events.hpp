@@ -129,11 +129,28 @@ struct snapshot_built {
   log_id last_included;
 };
 
+/// The runtime could not hand messages for `peer` to the transport (the
+/// peer is unreachable): whatever was in flight to it is lost, so the leader
+/// stops waiting for answers and probes again at the next heartbeat.
+struct peer_unreachable {
+  /// The peer.
+  node_id peer = no_node;
+};
+
+/// An operator asks for a snapshot now (§7), whatever snapshot_interval
+/// says; answered with request_succeeded once a snapshot covering at least
+/// the entries applied when it was asked is durable.
+struct trigger_snapshot {
+  /// Caller's token, echoed in the answer.
+  uint64_t request_id = 0;
+};
+
 /// Any input of the core.
-using event = std::variant<message_received, timer_fired, client_proposal,
-                           initialize_cluster, writes_persisted,
-                           entries_applied, add_learner, remove_learner,
-                           change_membership, transfer_leadership, read_request,
-                           snapshot_built, unsafe_force_sole_voter>;
+using event
+  = std::variant<message_received, timer_fired, client_proposal,
+                 initialize_cluster, writes_persisted, entries_applied,
+                 add_learner, remove_learner, change_membership,
+                 transfer_leadership, read_request, snapshot_built,
+                 unsafe_force_sole_voter, peer_unreachable, trigger_snapshot>;
 
 } // namespace raft_actor

@@ -231,6 +231,10 @@ void raft_core::dispatch(event& ev) {
     on_snapshot_built(*sb);
   } else if (auto* uf = std::get_if<unsafe_force_sole_voter>(&ev)) {
     handle_unsafe_force_sole_voter(*uf);
+  } else if (auto* pu = std::get_if<peer_unreachable>(&ev)) {
+    on_peer_unreachable(pu->peer);
+  } else if (auto* ts = std::get_if<trigger_snapshot>(&ev)) {
+    handle_trigger_snapshot(*ts);
   }
 }
 

@@ -233,6 +233,9 @@ private:
   membership config_at(index_t index) const;
   void maybe_build_snapshot();
   void on_snapshot_built(const snapshot_built& ev);
+  void handle_trigger_snapshot(const trigger_snapshot& req);
+  void answer_snapshot_triggers();
+  void on_peer_unreachable(node_id peer);
   void start_snapshot_transfer(node_id to, progress& pr);
   void send_snapshot_chunk_to(node_id to, progress& pr);
   void resend_stale_snapshot_chunks();
@@ -340,6 +343,9 @@ private:
   snapshot_meta snapshot_;
   bool snapshot_building_ = false;
   log_id snapshot_requested_;
+  /// Operator requests for a snapshot (trigger_snapshot): token and the
+  /// applied index the snapshot must reach to answer it.
+  std::vector<std::pair<uint64_t, index_t>> snapshot_triggers_;
   /// A snapshot being received in chunks.
   struct incoming_snapshot {
     uint64_t id = 0;

@@ -399,4 +399,29 @@ void raft_core::maybe_apply() {
   applying_ = upto;
 }
 
+void raft_core::on_peer_unreachable(node_id peer) {
+  if (role_ != node_role::leader)
+    return;
+  auto it = progress_.find(peer);
+  if (it == progress_.end())
+    return;
+  auto& pr = it->second;
+  // What was in flight never left this node: stop waiting for its answers
+  // (that would take an election timeout) and probe again with the next
+  // heartbeat, when the transport may take messages again.
+  switch (pr.state) {
+    case replication_state::replicate:
+      pr.become_probe();
+      pr.probe_sent = true; // the next heartbeat round sends the probe
+      break;
+    case replication_state::probe:
+      pr.probe_sent = true; // likewise
+      break;
+    case replication_state::snapshot:
+      // Resend the current chunk with the next heartbeat round.
+      pr.snapshot_sent_at = now_.monotonic - 2 * cfg_.heartbeat_interval;
+      break;
+  }
+}
+
 } // namespace raft_actor

@@ -26,20 +26,26 @@ membership raft_core::config_at(index_t index) const {
 // -- taking snapshots ---------------------------------------------------------
 
 void raft_core::maybe_build_snapshot() {
-  if (cfg_.snapshot_interval == 0 || snapshot_building_)
+  bool triggered = !snapshot_triggers_.empty();
+  if ((cfg_.snapshot_interval == 0 && !triggered) || snapshot_building_)
     return;
   // Only when nothing is being applied: then the state machine is exactly at
   // last_applied_ when the runtime executes the command in order.
   if (applying_ != last_applied_)
     return;
   auto since = last_applied_ - snapshot_.last_included.index;
-  if (since < cfg_.snapshot_interval)
+  if (!triggered && since < cfg_.snapshot_interval)
     return;
+  if (triggered && since == 0) {
+    answer_snapshot_triggers(); // the latest snapshot already covers them
+    return;
+  }
   // A new snapshot replaces the one being streamed to a follower, and the
   // transfer starts over; with frequent snapshots it could never finish.
   // So wait while a transfer runs, unless the log grew four intervals
   // (a transfer to a dead peer must not let the log grow without bound).
-  if (role_ == node_role::leader && since < 4 * cfg_.snapshot_interval)
+  if (!triggered && role_ == node_role::leader
+      && since < 4 * cfg_.snapshot_interval)
     for (const auto& kv : progress_)
       if (kv.second.state == replication_state::snapshot)
         return;
@@ -61,8 +67,10 @@ void raft_core::on_snapshot_built(const snapshot_built& ev) {
     return;
   }
   snapshot_building_ = false;
-  if (ev.last_included.index <= snapshot_.last_included.index)
+  if (ev.last_included.index <= snapshot_.last_included.index) {
+    maybe_build_snapshot(); // triggers it does not cover ask for another
     return;
+  }
   snapshot_.id = ev.snapshot_id;
   snapshot_.last_included = ev.last_included;
   snapshot_.config = config_at(ev.last_included.index);
@@ -77,6 +85,28 @@ void raft_core::on_snapshot_built(const snapshot_built& ev) {
     auto seq = ++last_write_seq_;
     emit(purge_log{seq, purge});
   }
+  answer_snapshot_triggers();
+  maybe_build_snapshot(); // triggers asked for after this one was started
+}
+
+void raft_core::answer_snapshot_triggers() {
+  auto covered = snapshot_.last_included.index;
+  auto& t = snapshot_triggers_;
+  for (auto it = t.begin(); it != t.end();) {
+    if (it->second <= covered) {
+      emit(request_succeeded{it->first});
+      it = t.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void raft_core::handle_trigger_snapshot(const trigger_snapshot& req) {
+  // The snapshot must cover what was applied when the operator asked; one
+  // already being built may be older, so wait for a later one then.
+  snapshot_triggers_.emplace_back(req.request_id, last_applied_);
+  maybe_build_snapshot();
 }
 
 // -- sending snapshots (leader) -----------------------------------------------

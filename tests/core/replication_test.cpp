@@ -378,6 +378,33 @@ TEST_CASE("§5.3 a request in flight unanswered for an election timeout is "
   CHECK(ids_of(reqs.back().entries) == std::vector<log_id>{{2, 3}});
 }
 
+TEST_CASE("§5.3 when the transport reports a peer unreachable the leader "
+          "forgets what was in flight to it and probes from match_index at "
+          "the next heartbeat instead of after an election timeout") {
+  auto h = make_leader(1, {1, 2, 3});
+  h.deliver(append_ack(2, 1, 2, 2));
+  h.propose(1);
+  h.propose(2);
+  REQUIRE(h.core.peers().at(2).inflight.size() == 2);
+  h.step(peer_unreachable{2});
+  CHECK(full_trace(h.last).empty()); // nothing is sent into a dead link
+  CHECK(h.core.peers().at(2).state == replication_state::probe);
+  CHECK(h.core.peers().at(2).inflight.empty());
+  h.propose(3);
+  CHECK(sent_to<append_entries_request>(h.last, 2).empty()); // still waits
+  h.fire_deadline(); // the heartbeat round
+  auto reqs = sent_to<append_entries_request>(h.last, 2);
+  REQUIRE(reqs.size() == 1);
+  CHECK(reqs[0].prev_log == log_id{2, 2});
+  CHECK(ids_of(reqs[0].entries).front() == log_id{2, 3});
+  // Unknown peers and followers ignore the report.
+  h.step(peer_unreachable{9});
+  CHECK(full_trace(h.last).empty());
+  auto f = make_node(2, {1, 2, 3});
+  f.step(peer_unreachable{1});
+  CHECK(full_trace(f.last).empty());
+}
+
 // -- commit rule (§5.4.2) -----------------------------------------------------
 
 TEST_CASE("§5.4.2 a leader does not commit an entry of an earlier term by "

@@ -430,3 +430,43 @@ TEST_CASE("§7 the snapshot store has one slot for a snapshot in the making: "
   f.deliver(snapshot_chunk(1, 2, 2, 77, {2, 40}, m, 0, 3, false));
   CHECK(full_trace(f.last) == "write_snapshot_chunk");
 }
+
+// -- snapshots on request -----------------------------------------------------
+
+TEST_CASE("§7 trigger_snapshot builds a snapshot of last_applied even with "
+          "compaction off, and answers once it is durable") {
+  auto f = make_node(2, {1, 2, 3}, {2, no_node}, {}, snapshot_config(2, 0, 1));
+  feed(f, 2, 4);
+  f.step(entries_applied{4});
+  CHECK(full_trace(f.last).empty()); // interval 0: never on its own
+  f.step(trigger_snapshot{41});
+  CHECK(full_trace(f.last) == "build_snapshot");
+  CHECK(pick<build_snapshot>(f.last).at(0).last_included == log_id{2, 4});
+  f.step(snapshot_built{12, {2, 4}});
+  CHECK(full_trace(f.last) == "purge_log request_succeeded");
+  CHECK(pick<request_succeeded>(f.last).at(0).request_id == 41);
+  // Nothing applied since: a second trigger is answered at once.
+  f.step(trigger_snapshot{42});
+  CHECK(full_trace(f.last) == "request_succeeded");
+}
+
+TEST_CASE("§7 a trigger waits for entries being applied, and one that "
+          "arrives while an older snapshot is built gets a newer one") {
+  auto f = make_node(2, {1, 2, 3}, {2, no_node}, {}, snapshot_config(2, 0, 99));
+  feed(f, 2, 4);
+  f.step(trigger_snapshot{1}); // 2..4 handed out, not yet applied
+  CHECK(full_trace(f.last).empty());
+  f.step(entries_applied{4});
+  CHECK(full_trace(f.last) == "build_snapshot");
+  feed(f, 5, 6);
+  f.step(entries_applied{6});
+  f.step(trigger_snapshot{2}); // wants 6; the snapshot in the making is 4
+  CHECK(full_trace(f.last).empty());
+  f.step(snapshot_built{12, {2, 4}});
+  CHECK(full_trace(f.last) == "request_succeeded build_snapshot");
+  CHECK(pick<request_succeeded>(f.last).at(0).request_id == 1);
+  CHECK(pick<build_snapshot>(f.last).at(0).last_included == log_id{2, 6});
+  f.step(snapshot_built{13, {2, 6}});
+  CHECK(full_trace(f.last) == "request_succeeded");
+  CHECK(pick<request_succeeded>(f.last).at(0).request_id == 2);
+}
