@@ -27,6 +27,18 @@ router(local_router_actor::stateful_pointer<router_state> self, int) {
       if (it != st.nodes.end())
         self->send(it->second, std::move(m));
     },
+    [self](peer_packet& p) -> caf::result<peer_accepted> {
+      const auto& h = header_of(p.message);
+      auto& st = self->state;
+      auto it = st.nodes.find(h.to);
+      if (it == st.nodes.end())
+        return make_error(raft_error::unknown_node,
+                          "no route to node " + std::to_string(h.to));
+      // A cut link loses the message silently, like a network would.
+      if (!st.cuts.count({h.from, h.to}))
+        self->send(it->second, peer_message{std::move(p.message)});
+      return peer_accepted{};
+    },
     [self](forwarded_write& w) -> caf::result<write_result> {
       auto it = self->state.nodes.find(w.to);
       if (it == self->state.nodes.end())

@@ -3,6 +3,7 @@
 // requests and replies. It never blocks: disk I/O happens in the storage
 // worker, and time comes from one timer armed for the core's next deadline.
 #include "actors/client_sessions.hpp"
+#include "actors/replication_stream.hpp"
 #include "actors/storage_worker.hpp"
 #include "libraft_actor/core/raft_core.hpp"
 #include "libraft_actor/node.hpp"
@@ -14,6 +15,7 @@
 #include <chrono>
 #include <deque>
 #include <map>
+#include <optional>
 
 namespace raft_actor {
 
@@ -26,6 +28,13 @@ std::string node_config::validate() const {
     return "max_pending_requests must be positive";
   if (request_timeout.count() <= 0)
     return "request_timeout must be positive";
+  if (max_unconfirmed_sends == 0)
+    return "max_unconfirmed_sends must be positive";
+  if (transport_backoff_min.count() <= 0
+      || transport_backoff_max < transport_backoff_min)
+    return "transport backoff must satisfy 0 < min <= max";
+  if (transport_timeout.count() <= 0)
+    return "transport_timeout must be positive";
   return {};
 }
 
@@ -90,8 +99,8 @@ typename Inspector::result_type inspect(Inspector& f, request_expired& x) {
 /// and its own timers send it.
 using node_impl_actor = node_actor::extend<
   caf::reacts_to<writes_persisted>, caf::reacts_to<snapshot_built>,
-  caf::reacts_to<storage_failed>, caf::reacts_to<snapshot_chunk_ready>,
-  caf::reacts_to<snapshot_installed>, caf::reacts_to<node_tick>,
+  caf::reacts_to<storage_failed>, caf::reacts_to<snapshot_installed>,
+  caf::reacts_to<peer_unreachable>, caf::reacts_to<node_tick>,
   caf::reacts_to<request_expired>>;
 
 /// A request waiting for the core.
@@ -110,6 +119,8 @@ struct node_state {
   std::shared_ptr<state_machine> sm;
   storage_worker_actor storage;
   router_actor router;
+  /// While leader: one replication stream per peer, spawned on first use.
+  std::map<node_id, replication_stream_actor> streams;
   caf::actor_clock* clock = nullptr;
   caf::actor_clock::time_point epoch;
   uint64_t next_request = 1;
@@ -160,6 +171,48 @@ void stop_fatally(node_pointer self, raft_error code, const std::string& why) {
 
 void execute(node_pointer self, command& c, std::deque<event>& followups);
 
+/// Stops the replication streams whose peers left the configuration (all
+/// of them if `all`).
+void stop_streams(node_pointer self, bool all = true) {
+  auto& st = self->state;
+  for (auto it = st.streams.begin(); it != st.streams.end();) {
+    if (!all && st.core->peers().count(it->first)) {
+      ++it;
+      continue;
+    }
+    // Unlink first: a stream we retire is not a failure of the node.
+    self->unlink_from(it->second);
+    self->send_exit(it->second, caf::exit_reason::user_shutdown);
+    it = st.streams.erase(it);
+  }
+}
+
+/// The replication stream to `peer` while leading (spawned on first use),
+/// or none: then messages go to the router directly.
+std::optional<replication_stream_actor> stream_to(node_pointer self,
+                                                  node_id peer) {
+  auto& st = self->state;
+  if (st.core->role() != node_role::leader || !st.core->peers().count(peer))
+    return std::nullopt;
+  auto it = st.streams.find(peer);
+  if (it == st.streams.end()) {
+    stream_limits lim;
+    lim.max_unconfirmed = st.cfg.max_unconfirmed_sends;
+    lim.max_entries = st.cfg.core.max_entries_per_append;
+    lim.max_bytes = st.cfg.core.max_bytes_per_append;
+    lim.max_queued_bytes = st.cfg.max_queued_bytes;
+    lim.backoff_min = st.cfg.transport_backoff_min;
+    lim.backoff_max = st.cfg.transport_backoff_max;
+    lim.transport_timeout = st.cfg.transport_timeout;
+    lim.snapshot_chunk_bytes = st.cfg.core.snapshot_chunk_bytes;
+    auto s = spawn_replication_stream(
+      self, peer, st.router, st.storage,
+      caf::actor_cast<stream_listener_actor>(self), lim);
+    it = st.streams.emplace(peer, std::move(s)).first;
+  }
+  return it->second;
+}
+
 /// Feeds one event (and everything it causes) through the core.
 void step(node_pointer self, event ev) {
   auto& st = self->state;
@@ -186,6 +239,8 @@ void step(node_pointer self, event ev) {
     self->send(st.storage, storage_writes{std::move(st.storage_batch)});
     st.storage_batch.clear();
   }
+  if (st.streams.size() > st.core->peers().size())
+    stop_streams(self, false); // peers left the configuration
 }
 
 void deliver_error(node_state& st, uint64_t request_id, raft_error e,
@@ -345,7 +400,11 @@ void execute(node_pointer self, command& c, std::deque<event>& followups) {
     return;
   }
   if (auto* s = std::get_if<send_message>(&c)) {
-    self->send(st.router, peer_message{std::move(s->message)});
+    auto to = header_of(s->message).to;
+    if (auto stream = stream_to(self, to))
+      self->send(*stream, stream_send{std::move(s->message)});
+    else
+      self->send(st.router, peer_message{std::move(s->message)});
   } else if (auto* a = std::get_if<apply_entries>(&c)) {
     apply(self, a->entries, followups);
   } else if (auto* r = std::get_if<read_ready>(&c)) {
@@ -385,6 +444,8 @@ void execute(node_pointer self, command& c, std::deque<event>& followups) {
       self->delayed_send(self, delay, node_tick{gen});
     }
   } else if (auto* rc = std::get_if<role_changed>(&c)) {
+    if (rc->role != node_role::leader)
+      stop_streams(self);
     SPDLOG_INFO("node {} term {}: {} (leader: {})", id, rc->term,
                 to_string(rc->role), rc->leader);
   } else if (auto* d = std::get_if<diagnostic>(&c)) {
@@ -426,7 +487,8 @@ void execute(node_pointer self, command& c, std::deque<event>& followups) {
       },
       source, meta, storage, std::move(sessions));
   } else if (auto* sc = std::get_if<send_snapshot_chunk>(&c)) {
-    self->send(st.storage, read_snapshot_chunk{std::move(*sc)});
+    if (auto stream = stream_to(self, sc->request.header.to))
+      self->send(*stream, std::move(*sc));
   }
 }
 
@@ -478,6 +540,39 @@ node_impl_actor::behavior_type node(node_pointer self, node_config cfg,
     self->system(), std::move(stores),
     caf::actor_cast<storage_listener_actor>(self), cfg.detached_storage);
   self->link_to(st.storage);
+  // The node's actors live and die as one: if a linked helper (storage
+  // worker, replication stream, snapshot sender) fails, or someone asks the
+  // node to exit, every pending request is answered before it stops.
+  self->set_exit_handler([self](caf::exit_msg& m) {
+    auto& st = self->state;
+    if (st.stopped) {
+      self->quit(m.reason);
+      return;
+    }
+    auto why = self->system().render(m.reason);
+    if (m.source == caf::actor_cast<caf::actor_addr>(self)) {
+      self->quit(m.reason);
+      return;
+    }
+    if (m.source == st.storage.address()) {
+      stop_fatally(self, raft_error::storage_failed,
+                   "the storage worker stopped: " + why);
+      return;
+    }
+    for (auto& kv : st.streams)
+      if (m.source == kv.second.address()) {
+        stop_fatally(self, raft_error::shutting_down,
+                     "the replication stream to node "
+                       + std::to_string(kv.first) + " failed: " + why);
+        return;
+      }
+    SPDLOG_INFO("node {} term {}: asked to exit", st.cfg.core.id,
+                st.core->current_term());
+    st.stopped = true;
+    fail_all(st, raft_error::shutting_down, "the node is shutting down");
+    self->send_exit(st.storage, caf::exit_reason::user_shutdown);
+    self->quit(m.reason);
+  });
   // Nothing happens until the first deadline: arm it.
   {
     std::deque<event> none;
@@ -619,9 +714,7 @@ node_impl_actor::behavior_type node(node_pointer self, node_config cfg,
     [self](storage_failed& f) {
       stop_fatally(self, raft_error::storage_failed, f.what);
     },
-    [self](snapshot_chunk_ready& r) {
-      self->send(self->state.router, peer_message{std::move(r.request)});
-    },
+    [self](peer_unreachable u) { step(self, u); },
     [self](snapshot_installed& i) {
       auto& st = self->state;
       try {

@@ -1,4 +1,5 @@
 #include "actors/storage_worker.hpp"
+#include "libraft_actor/node.hpp"
 
 #include "storage/storage_error.hpp"
 
@@ -134,26 +135,27 @@ storage_worker(worker_pointer self, node_stores stores,
       st.pending_installs.clear();
       self->send(st.core, writes_persisted{seq});
     },
-    [self, failed](read_snapshot_chunk& r) {
+    [self,
+     failed](read_snapshot_chunk& r) -> caf::result<snapshot_chunk_ready> {
       auto& st = self->state;
       auto req = std::move(r.command.request);
       auto latest = st.stores.snapshots->latest();
-      if (!latest || latest->id != req.snapshot_id) {
+      if (!latest || latest->id != req.snapshot_id)
         // Replaced meanwhile: the core restarts the transfer with the new
         // snapshot when it next looks at this peer.
-        SPDLOG_WARN("snapshot {} asked for a chunk is no longer the latest",
-                    req.snapshot_id);
-        return;
-      }
+        return make_error(raft_error::invalid_argument,
+                          "snapshot " + std::to_string(req.snapshot_id)
+                            + " is no longer the latest");
       try {
         auto offset = std::min(req.offset, latest->size);
         req.offset = offset;
         req.data = st.stores.snapshots->read(req.snapshot_id, offset,
                                              r.command.max_bytes);
         req.done = offset + req.data.size() == latest->size;
-        self->send(st.core, snapshot_chunk_ready{std::move(req)});
+        return snapshot_chunk_ready{std::move(req)};
       } catch (const std::exception& e) {
         failed(e.what());
+        return make_error(raft_error::storage_failed, e.what());
       }
     },
     [self, failed](store_snapshot& s) {

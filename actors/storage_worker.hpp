@@ -60,13 +60,14 @@ struct storage_failed {
 };
 
 /// Read one chunk of the latest snapshot for a follower (the core's
-/// send_snapshot_chunk); answered with snapshot_chunk_ready.
+/// send_snapshot_chunk); answered with snapshot_chunk_ready, or an error if
+/// that snapshot is no longer the latest.
 struct read_snapshot_chunk {
   /// What the core asked for.
   send_snapshot_chunk command;
 };
 
-/// A filled InstallSnapshot request, ready for the core actor to send.
+/// A filled InstallSnapshot request, ready to send.
 struct snapshot_chunk_ready {
   /// The request with data and done set.
   install_snapshot_request request;
@@ -127,13 +128,13 @@ typename Inspector::result_type inspect(Inspector& f, storage_flush&) {
 /// What the storage worker reports to (the core actor implements this).
 using storage_listener_actor = caf::typed_actor<
   caf::reacts_to<writes_persisted>, caf::reacts_to<snapshot_built>,
-  caf::reacts_to<storage_failed>, caf::reacts_to<snapshot_chunk_ready>,
-  caf::reacts_to<snapshot_installed>>;
+  caf::reacts_to<storage_failed>, caf::reacts_to<snapshot_installed>>;
 
 /// Typed interface of the storage worker.
 using storage_worker_actor = caf::typed_actor<
   caf::reacts_to<storage_writes>, caf::reacts_to<store_snapshot>,
-  caf::reacts_to<read_snapshot_chunk>, caf::reacts_to<storage_flush>>;
+  caf::replies_to<read_snapshot_chunk>::with<snapshot_chunk_ready>,
+  caf::reacts_to<storage_flush>>;
 
 /// Spawns the storage worker for `stores`, reporting to `core`. With
 /// `detached` false it runs on the scheduler (deterministic tests).

@@ -47,6 +47,21 @@ struct node_config {
   /// Exactly-once sessions idle longer than this (in the leader's time
   /// stamped on log entries) are forgotten.
   std::chrono::milliseconds session_ttl{std::chrono::hours(1)};
+  /// Per peer: AppendEntries requests carrying entries that the transport
+  /// has not yet confirmed taking (peer_accepted). Beyond this, requests
+  /// wait in the peer's replication stream and are merged; heartbeats never
+  /// wait.
+  size_t max_unconfirmed_sends = 4;
+  /// Per peer: bytes of waiting requests beyond which the oldest are dropped
+  /// (the leader probes again; nothing is lost).
+  size_t max_queued_bytes = 64 << 20;
+  /// First pause of a replication stream after the transport refused a
+  /// message; each further failure doubles it up to transport_backoff_max.
+  std::chrono::milliseconds transport_backoff_min{10};
+  /// Longest such pause.
+  std::chrono::milliseconds transport_backoff_max{500};
+  /// How long the transport may take to confirm a message.
+  std::chrono::milliseconds transport_timeout{1000};
 
   /// Empty if usable, else a sentence naming the first problem.
   std::string validate() const;
@@ -202,6 +217,18 @@ struct peer_message {
   raft_message message;
 };
 
+/// A peer message whose hand-off the router confirms with peer_accepted
+/// (or fails with an error, e.g. unknown_node when there is no route).
+/// Replication streams use it for flow control and to notice an unreachable
+/// peer; a confirmed message may still be lost on the way.
+struct peer_packet {
+  /// The message; its header names sender and receiver.
+  raft_message message;
+};
+
+/// The router took a peer_packet.
+struct peer_accepted {};
+
 /// A client write a follower passes on to the leader `to` (never passed on
 /// again: a node that is not the leader answers not_leader).
 struct forwarded_write {
@@ -227,10 +254,12 @@ using node_actor = caf::typed_actor<
   caf::reacts_to<peer_message>>;
 
 /// Where a node sends messages for its peers: the transport seam. A router
-/// delivers peer_message to the node named in its header, and a
-/// forwarded_write to node `to` (answering with that node's reply).
+/// delivers peer_message and peer_packet to the node named in the header
+/// (as a peer_message), and a forwarded_write to node `to` (answering with
+/// that node's reply).
 using router_actor
   = caf::typed_actor<caf::reacts_to<peer_message>,
+                     caf::replies_to<peer_packet>::with<peer_accepted>,
                      caf::replies_to<forwarded_write>::with<write_result>>;
 
 /// Spawns a node. `stores` and `sm` become the node's; `router` carries its
@@ -351,3 +380,5 @@ typename Inspector::result_type inspect(Inspector& f, node_metrics& x) {
 // serialise; it never leaves the process (the network transport sends the
 // individual RPC structs).
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(raft_actor::peer_message)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(raft_actor::peer_packet)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(raft_actor::peer_accepted)

@@ -43,7 +43,6 @@ struct recording_stable : memory_stable_store {
 /// What the listener saw.
 struct seen {
   std::vector<std::string> order;
-  std::vector<install_snapshot_request> chunks;
   std::vector<snapshot_installed> installed;
   std::vector<uint64_t> persisted;
   std::vector<snapshot_built> built;
@@ -58,7 +57,6 @@ storage_listener_actor::behavior_type listener(std::shared_ptr<seen> s) {
     },
     [s](snapshot_built b) { s->built.push_back(b); },
     [s](storage_failed f) { s->failures.push_back(f.what); },
-    [s](snapshot_chunk_ready& c) { s->chunks.push_back(c.request); },
     [s](snapshot_installed& i) {
       s->order.push_back("installed");
       s->installed.push_back(i);
@@ -191,17 +189,38 @@ TEST_CASE("storage worker: snapshot chunks are read for the snapshot "
   cmd.request.snapshot_id = 5;
   cmd.request.offset = 2;
   cmd.max_bytes = 2;
-  caf::anon_send(f.worker, read_snapshot_chunk{cmd});
+  // A snapshot sender asks and waits for each answer.
+  auto chunks = std::make_shared<std::vector<install_snapshot_request>>();
+  auto errors = std::make_shared<std::vector<std::string>>();
+  auto ask = [&](send_snapshot_chunk c) {
+    f.sys->spawn(
+      [chunks, errors](caf::event_based_actor* self, storage_worker_actor w,
+                       send_snapshot_chunk c) {
+        self->request(w, std::chrono::seconds(10), read_snapshot_chunk{c})
+          .then(
+            [chunks](snapshot_chunk_ready& r) {
+              chunks->push_back(std::move(r.request));
+            },
+            [errors, self](caf::error& e) {
+              errors->push_back(self->system().render(e));
+            });
+      },
+      f.worker, c);
+    f.sched->run();
+  };
+  ask(cmd);
   cmd.request.offset = 4;
-  caf::anon_send(f.worker, read_snapshot_chunk{cmd});
+  ask(cmd);
   cmd.request.snapshot_id = 4; // not the latest
-  caf::anon_send(f.worker, read_snapshot_chunk{cmd});
-  f.sched->run();
-  REQUIRE(f.events->chunks.size() == 2);
-  CHECK(f.events->chunks[0].data == std::vector<uint8_t>{3, 4});
-  CHECK_FALSE(f.events->chunks[0].done);
-  CHECK(f.events->chunks[1].data == std::vector<uint8_t>{5});
-  CHECK(f.events->chunks[1].done);
+  ask(cmd);
+  REQUIRE(chunks->size() == 2);
+  CHECK((*chunks)[0].data == std::vector<uint8_t>{3, 4});
+  CHECK_FALSE((*chunks)[0].done);
+  CHECK((*chunks)[1].data == std::vector<uint8_t>{5});
+  CHECK((*chunks)[1].done);
+  REQUIRE(errors->size() == 1);
+  CHECK(errors->at(0).find("no longer the latest") != std::string::npos);
+  CHECK(f.events->failures.empty()); // a stale request is not a failure
 }
 
 TEST_CASE("storage worker: a locally built snapshot is stored and reported") {
