@@ -131,6 +131,8 @@ struct node_state {
   /// Exactly-once sessions: replicated state, kept next to the state machine.
   session_table sessions;
   uint64_t timer_generation = 0;
+  /// Id of the last snapshot this node built (ids must never repeat).
+  uint64_t last_snapshot_id = 0;
   bool stopped = false;
   static inline const char* name = "raft_node";
 };
@@ -469,8 +471,14 @@ void execute(node_pointer self, command& c, std::deque<event>& followups) {
     // while applying goes on, then the storage worker stores it.
     std::shared_ptr<state_machine::snapshot_source> source = st.sm->capture();
     snapshot_meta meta;
-    meta.id = (static_cast<uint64_t>(id & 0xffff) << 48)
-              | (static_cast<uint64_t>(now(st).wall_ms) & 0xffffffffffffull);
+    // Ids must be unique per store: our id in the top bits, the wall clock
+    // below, and never the same twice (two snapshots in one millisecond
+    // once collided; the store refused the second and the node stopped).
+    meta.id = std::max<uint64_t>(
+      (static_cast<uint64_t>(id & 0xffff) << 48)
+        | (static_cast<uint64_t>(now(st).wall_ms) & 0xffffffffffffull),
+      st.last_snapshot_id + 1);
+    st.last_snapshot_id = meta.id;
     meta.last_included = b->last_included;
     meta.config = b->config;
     auto storage = st.storage;
@@ -479,13 +487,19 @@ void execute(node_pointer self, command& c, std::deque<event>& followups) {
     // The session table is part of the replicated state: it travels in the
     // snapshot data, in front of the state machine's bytes.
     auto sessions = st.sessions.encode();
-    self->spawn<caf::detached>(
-      [](std::shared_ptr<state_machine::snapshot_source> src, snapshot_meta m,
-         storage_worker_actor to, std::vector<uint8_t> table) {
-        caf::anon_send(
-          to, store_snapshot{m, frame_snapshot(table, src->serialize())});
-      },
-      source, meta, storage, std::move(sessions));
+    auto serialize
+      = [](std::shared_ptr<state_machine::snapshot_source> src, snapshot_meta m,
+           storage_worker_actor to, std::vector<uint8_t> table) {
+          caf::anon_send(
+            to, store_snapshot{m, frame_snapshot(table, src->serialize())});
+        };
+    // On its own thread (serialising a big state takes time), except under
+    // the deterministic test scheduler, where that thread would race it.
+    if (st.cfg.detached_storage)
+      self->spawn<caf::detached>(serialize, source, meta, storage,
+                                 std::move(sessions));
+    else
+      self->spawn(serialize, source, meta, storage, std::move(sessions));
   } else if (auto* sc = std::get_if<send_snapshot_chunk>(&c)) {
     if (auto stream = stream_to(self, sc->request.header.to))
       self->send(*stream, std::move(*sc));
@@ -535,6 +549,7 @@ node_impl_actor::behavior_type node(node_pointer self, node_config cfg,
   st.sm = std::move(sm);
   st.router = std::move(router);
   auto rec = recover(stores);
+  st.last_snapshot_id = rec.snapshot_id;
   st.core = std::make_unique<raft_core>(cfg.core, std::move(rec), now(st));
   st.storage = spawn_storage_worker(
     self->system(), std::move(stores),
