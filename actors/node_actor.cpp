@@ -12,6 +12,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <deque>
 #include <map>
@@ -35,6 +36,8 @@ std::string node_config::validate() const {
     return "transport backoff must satisfy 0 < min <= max";
   if (transport_timeout.count() <= 0)
     return "transport_timeout must be positive";
+  if (metrics_interval.count() <= 0)
+    return "metrics_interval must be positive";
   return {};
 }
 
@@ -65,6 +68,13 @@ void add_node_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<admin_transfer_leadership>(
     "raft_actor::admin_transfer_leadership");
   cfg.add_message_type<admin_get_metrics>("raft_actor::admin_get_metrics");
+  cfg.add_message_type<admin_remove_node>("raft_actor::admin_remove_node");
+  cfg.add_message_type<admin_trigger_snapshot>(
+    "raft_actor::admin_trigger_snapshot");
+  cfg.add_message_type<admin_subscribe_metrics>(
+    "raft_actor::admin_subscribe_metrics");
+  cfg.add_message_type<admin_unsubscribe_metrics>(
+    "raft_actor::admin_unsubscribe_metrics");
   cfg.add_message_type<admin_shutdown>("raft_actor::admin_shutdown");
   cfg.add_message_type<admin_done>("raft_actor::admin_done");
   cfg.add_message_type<node_metrics>("raft_actor::node_metrics");
@@ -90,6 +100,16 @@ typename Inspector::result_type inspect(Inspector& f, node_tick& x) {
   return f(caf::meta::type_name("raft_actor::node_tick"), x.generation);
 }
 
+/// Internal: time to tell metrics subscribers about moved indices.
+struct metrics_due {
+  uint64_t unused = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, metrics_due& x) {
+  return f(caf::meta::type_name("raft_actor::metrics_due"), x.unused);
+}
+
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, request_expired& x) {
   return f(caf::meta::type_name("raft_actor::request_expired"), x.request_id);
@@ -101,7 +121,7 @@ using node_impl_actor = node_actor::extend<
   caf::reacts_to<writes_persisted>, caf::reacts_to<snapshot_built>,
   caf::reacts_to<storage_failed>, caf::reacts_to<snapshot_installed>,
   caf::reacts_to<peer_unreachable>, caf::reacts_to<node_tick>,
-  caf::reacts_to<request_expired>>;
+  caf::reacts_to<request_expired>, caf::reacts_to<metrics_due>>;
 
 /// A request waiting for the core.
 struct pending_request {
@@ -131,6 +151,11 @@ struct node_state {
   /// Exactly-once sessions: replicated state, kept next to the state machine.
   session_table sessions;
   uint64_t timer_generation = 0;
+  /// Metrics subscribers, what they were last told, and whether an update
+  /// of moved indices is scheduled.
+  std::vector<metrics_listener_actor> subscribers;
+  node_metrics published;
+  bool metrics_scheduled = false;
   /// Id of the last snapshot this node built (ids must never repeat).
   uint64_t last_snapshot_id = 0;
   bool stopped = false;
@@ -172,6 +197,57 @@ void stop_fatally(node_pointer self, raft_error code, const std::string& why) {
 }
 
 void execute(node_pointer self, command& c, std::deque<event>& followups);
+
+node_metrics make_metrics(const raft_core& c) {
+  node_metrics m;
+  m.id = c.id();
+  m.role = c.role();
+  m.term = c.current_term();
+  m.leader = c.leader_id();
+  m.commit_index = c.commit_index();
+  m.last_applied = c.last_applied();
+  m.last_log_index = c.log().last_index();
+  m.snapshot_index = c.snapshot_last_included().index;
+  m.config = c.config();
+  if (c.role() == node_role::leader)
+    for (const auto& [peer, pr] : c.peers()) {
+      m.match_index[peer] = pr.match_index;
+      m.lag[peer] = m.last_log_index > pr.match_index
+                      ? m.last_log_index - pr.match_index
+                      : 0;
+    }
+  return m;
+}
+
+void publish_metrics(node_pointer self, node_metrics m) {
+  auto& st = self->state;
+  for (auto& s : st.subscribers)
+    self->send(s, m);
+  st.published = std::move(m);
+}
+
+/// Tells subscribers what changed: role, term, leader and membership at
+/// once, moving indices at most every metrics_interval.
+void update_subscribers(node_pointer self) {
+  auto& st = self->state;
+  if (st.subscribers.empty())
+    return;
+  auto m = make_metrics(*st.core);
+  const auto& p = st.published;
+  if (m.role != p.role || m.term != p.term || m.leader != p.leader
+      || !(m.config == p.config)) {
+    publish_metrics(self, std::move(m));
+    return;
+  }
+  bool moved
+    = m.commit_index != p.commit_index || m.last_applied != p.last_applied
+      || m.last_log_index != p.last_log_index
+      || m.snapshot_index != p.snapshot_index || m.match_index != p.match_index;
+  if (moved && !st.metrics_scheduled) {
+    st.metrics_scheduled = true;
+    self->delayed_send(self, st.cfg.metrics_interval, metrics_due{});
+  }
+}
 
 /// Stops the replication streams whose peers left the configuration (all
 /// of them if `all`).
@@ -243,6 +319,7 @@ void step(node_pointer self, event ev) {
   }
   if (st.streams.size() > st.core->peers().size())
     stop_streams(self, false); // peers left the configuration
+  update_subscribers(self);
 }
 
 void deliver_error(node_state& st, uint64_t request_id, raft_error e,
@@ -555,6 +632,15 @@ node_impl_actor::behavior_type node(node_pointer self, node_config cfg,
     self->system(), std::move(stores),
     caf::actor_cast<storage_listener_actor>(self), cfg.detached_storage);
   self->link_to(st.storage);
+  // A metrics subscriber that stops is forgotten.
+  self->set_down_handler([self](caf::down_msg& d) {
+    auto& subs = self->state.subscribers;
+    subs.erase(std::remove_if(subs.begin(), subs.end(),
+                              [&](const metrics_listener_actor& x) {
+                                return x.address() == d.source;
+                              }),
+               subs.end());
+  });
   // The node's actors live and die as one: if a linked helper (storage
   // worker, replication stream, snapshot sender) fails, or someone asks the
   // node to exit, every pending request is answered before it stops.
@@ -685,20 +771,55 @@ node_impl_actor::behavior_type node(node_pointer self, node_config cfg,
       return caf::delegated<admin_done>{};
     },
     [self](admin_get_metrics) -> node_metrics {
-      const auto& c = *self->state.core;
-      node_metrics m;
-      m.id = c.id();
-      m.role = c.role();
-      m.term = c.current_term();
-      m.leader = c.leader_id();
-      m.commit_index = c.commit_index();
-      m.last_applied = c.last_applied();
-      m.last_log_index = c.log().last_index();
-      m.snapshot_index = c.snapshot_last_included().index;
-      m.config = c.config();
-      for (const auto& [peer, pr] : c.peers())
-        m.match_index[peer] = pr.match_index;
-      return m;
+      return make_metrics(*self->state.core);
+    },
+    [self](admin_remove_node& a) -> caf::result<admin_done> {
+      const auto& cfg = self->state.core->config();
+      if (cfg.learners.count(a.id)) {
+        admin_request(self, [&](uint64_t id) -> event {
+          return remove_learner{id, a.id};
+        });
+      } else if (cfg.voters.count(a.id)) {
+        std::set<node_id> rest;
+        for (const auto& kv : cfg.voters)
+          if (kv.first != a.id)
+            rest.insert(kv.first);
+        if (rest.empty())
+          return make_error(raft_error::invalid_argument,
+                            "cannot remove the last voter");
+        admin_request(self, [&](uint64_t id) -> event {
+          return change_membership{id, rest};
+        });
+      } else {
+        return make_error(raft_error::unknown_node,
+                          "node " + std::to_string(a.id) + " is not a member");
+      }
+      return caf::delegated<admin_done>{};
+    },
+    [self](admin_trigger_snapshot) -> caf::result<admin_done> {
+      admin_request(self,
+                    [](uint64_t id) -> event { return trigger_snapshot{id}; });
+      return caf::delegated<admin_done>{};
+    },
+    [self](admin_subscribe_metrics& s) -> admin_done {
+      auto& st = self->state;
+      if (s.listener) {
+        self->monitor(s.listener);
+        st.subscribers.push_back(s.listener);
+        self->send(s.listener, make_metrics(*st.core));
+      }
+      return {};
+    },
+    [self](admin_unsubscribe_metrics& s) -> admin_done {
+      auto& subs = self->state.subscribers;
+      subs.erase(std::remove(subs.begin(), subs.end(), s.listener), subs.end());
+      return {};
+    },
+    [self](metrics_due) {
+      auto& st = self->state;
+      st.metrics_scheduled = false;
+      if (!st.subscribers.empty())
+        publish_metrics(self, make_metrics(*st.core));
     },
     [self](admin_shutdown) -> admin_done {
       auto& st = self->state;

@@ -62,6 +62,9 @@ struct node_config {
   std::chrono::milliseconds transport_backoff_max{500};
   /// How long the transport may take to confirm a message.
   std::chrono::milliseconds transport_timeout{1000};
+  /// Metrics subscribers hear of moving indices at most this often (role,
+  /// term, leader and membership changes are sent at once).
+  std::chrono::milliseconds metrics_interval{100};
 
   /// Empty if usable, else a sentence naming the first problem.
   std::string validate() const;
@@ -163,6 +166,17 @@ struct admin_unsafe_force_sole_voter {
   std::string confirm;
 };
 
+/// Remove a member: a learner at once, a voter by a joint-consensus change
+/// to the remaining voters.
+struct admin_remove_node {
+  /// The member to remove.
+  node_id id = no_node;
+};
+
+/// Take a snapshot now, whatever the snapshot policy says; answered once a
+/// snapshot covering everything applied so far is durable.
+struct admin_trigger_snapshot {};
+
 /// Ask for the node's metrics.
 struct admin_get_metrics {};
 
@@ -194,6 +208,27 @@ struct node_metrics {
   membership config;
   /// Per peer (leader only): match index.
   std::map<node_id, index_t> match_index;
+  /// Per peer (leader only): entries the peer lacks (last_log_index minus
+  /// its match index).
+  std::map<node_id, index_t> lag;
+};
+
+/// Receives node_metrics updates (see admin_subscribe_metrics).
+using metrics_listener_actor = caf::typed_actor<caf::reacts_to<node_metrics>>;
+
+/// Subscribe `listener` to the node's metrics: it gets them at once, then
+/// whenever role, term, leader or membership change, and at most every
+/// node_config::metrics_interval while indices move. Ends when the listener
+/// stops or unsubscribes.
+struct admin_subscribe_metrics {
+  /// Who gets the updates.
+  metrics_listener_actor listener;
+};
+
+/// End a subscription made with admin_subscribe_metrics.
+struct admin_unsubscribe_metrics {
+  /// The subscriber.
+  metrics_listener_actor listener;
 };
 
 // -- errors -------------------------------------------------------------------
@@ -248,6 +283,10 @@ using node_actor = caf::typed_actor<
   caf::replies_to<admin_change_membership>::with<admin_done>,
   caf::replies_to<admin_transfer_leadership>::with<admin_done>,
   caf::replies_to<admin_get_metrics>::with<node_metrics>,
+  caf::replies_to<admin_remove_node>::with<admin_done>,
+  caf::replies_to<admin_trigger_snapshot>::with<admin_done>,
+  caf::replies_to<admin_subscribe_metrics>::with<admin_done>,
+  caf::replies_to<admin_unsubscribe_metrics>::with<admin_done>,
   caf::replies_to<admin_shutdown>::with<admin_done>,
   caf::replies_to<forwarded_write>::with<write_result>,
   caf::replies_to<admin_unsafe_force_sole_voter>::with<admin_done>,
@@ -334,6 +373,34 @@ typename Inspector::result_type inspect(Inspector& f,
   return f(caf::meta::type_name("raft_actor::admin_transfer_leadership"), x.to);
 }
 
+/// Inspects admin_remove_node.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, admin_remove_node& x) {
+  return f(caf::meta::type_name("raft_actor::admin_remove_node"), x.id);
+}
+
+/// Inspects admin_trigger_snapshot.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, admin_trigger_snapshot&) {
+  return f(caf::meta::type_name("raft_actor::admin_trigger_snapshot"));
+}
+
+/// Inspects admin_subscribe_metrics.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f,
+                                        admin_subscribe_metrics& x) {
+  return f(caf::meta::type_name("raft_actor::admin_subscribe_metrics"),
+           x.listener);
+}
+
+/// Inspects admin_unsubscribe_metrics.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f,
+                                        admin_unsubscribe_metrics& x) {
+  return f(caf::meta::type_name("raft_actor::admin_unsubscribe_metrics"),
+           x.listener);
+}
+
 /// Inspects admin_get_metrics.
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, admin_get_metrics&) {
@@ -371,7 +438,7 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, node_metrics& x) {
   return f(caf::meta::type_name("raft_actor::node_metrics"), x.id, x.role,
            x.term, x.leader, x.commit_index, x.last_applied, x.last_log_index,
-           x.snapshot_index, x.config, x.match_index);
+           x.snapshot_index, x.config, x.match_index, x.lag);
 }
 
 } // namespace raft_actor

@@ -452,10 +452,29 @@ TEST_CASE("node actors: every client and admin request is answered, with the "
         == E::unknown_node);
   CHECK(ask<admin_done>(*c.sys, node, admin_remove_learner{7})
         == E::unknown_node);
+  CHECK(ask<admin_done>(*c.sys, node, admin_remove_node{7}) == E::unknown_node);
+  CHECK(ask<admin_done>(*c.sys, node, admin_remove_node{1})
+        == E::invalid_argument); // the last voter
+  CHECK(ask<admin_done>(*c.sys, node, admin_trigger_snapshot{}) == E::none);
+  CHECK(ask<node_metrics>(*c.sys, node, admin_get_metrics{}) == E::none);
+  metrics_listener_actor nobody;
+  CHECK(ask<admin_done>(*c.sys, node, admin_subscribe_metrics{nobody})
+        == E::none);
+  CHECK(ask<admin_done>(*c.sys, node, admin_unsubscribe_metrics{nobody})
+        == E::none);
   std::vector<uint8_t> huge(5 << 20, 1);
   CHECK(ask<write_result>(*c.sys, node, client_write{huge})
         == E::payload_too_large);
   CHECK(ask<admin_done>(*c.sys, node, admin_shutdown{}) == E::none);
+  // A stopped node: CAF answers every request to it with an error at once.
+  caf::scoped_actor self{*c.sys};
+  bool answered = false;
+  self->request(node, 3s, client_write{{1}})
+    .receive([](write_result&) {},
+             [&](caf::error& e) {
+               answered = e != caf::sec::request_timeout; // not a timeout
+             });
+  CHECK(answered);
 }
 
 TEST_CASE("node actors: 5 nodes take 10,000 pipelined writes, survive a "

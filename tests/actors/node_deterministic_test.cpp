@@ -4,6 +4,7 @@
 #include "actors/local_router.hpp"
 #include "libraft_actor/node.hpp"
 #include "storage/memory_store.hpp"
+#include "tests/actors/counter_state_machine.hpp"
 
 #include <caf/all.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
@@ -14,36 +15,10 @@
 #include <optional>
 
 using namespace raft_actor;
+using raft_actor::test::counter;
 using namespace std::chrono_literals;
 
 namespace {
-
-/// Counts applied commands; answers with the count.
-class counter : public state_machine {
-public:
-  std::vector<std::vector<uint8_t>>
-  apply(const std::vector<log_entry>& entries) override {
-    std::vector<std::vector<uint8_t>> out;
-    for (const auto& e : entries) {
-      if (e.kind == entry_kind::normal)
-        ++n_;
-      out.push_back({static_cast<uint8_t>(n_)});
-    }
-    return out;
-  }
-  std::vector<uint8_t> query(const std::vector<uint8_t>&) const override {
-    return {static_cast<uint8_t>(n_)};
-  }
-  std::unique_ptr<snapshot_source> capture() override {
-    throw std::logic_error("counter: no snapshots in this test");
-  }
-  void restore(const std::vector<uint8_t>&) override {
-    throw std::logic_error("counter: no snapshots in this test");
-  }
-
-private:
-  uint64_t n_ = 0;
-};
 
 struct det_cluster {
   caf::actor_system_config cfg;
@@ -151,10 +126,10 @@ TEST_CASE("deterministic: a leader emerges in virtual time, replicates a "
   caf::error err;
   auto w = c.ask<write_result>(c.nodes[leader], client_write{{1}}, &err);
   REQUIRE_MESSAGE(w, c.sys->render(err));
-  CHECK(w->response == std::vector<uint8_t>{1});
+  CHECK(w->response == counter::encode(1));
   auto r = c.ask<read_result>(c.nodes[leader], client_read{}, &err);
   REQUIRE_MESSAGE(r, c.sys->render(err));
-  CHECK(r->answer == std::vector<uint8_t>{1});
+  CHECK(r->answer == counter::encode(1));
 
   // Ten virtual seconds of heartbeats: no election, same leader and term.
   c.run_until([] { return false; }, 10s);
@@ -196,4 +171,130 @@ TEST_CASE("deterministic: a partitioned leader loses its role and the rest "
   auto m = c.ask<node_metrics>(c.nodes[old], admin_get_metrics{});
   REQUIRE(m);
   CHECK(m->role != node_role::leader);
+}
+
+namespace {
+
+/// Records the metrics updates a subscriber receives.
+metrics_listener_actor::behavior_type
+metrics_recorder(std::shared_ptr<std::vector<node_metrics>> seen) {
+  return {
+    [seen](node_metrics& m) { seen->push_back(std::move(m)); },
+  };
+}
+
+raft_error code_of(const caf::error& e) {
+  REQUIRE(e.category() == raft_error_category);
+  return static_cast<raft_error>(e.code());
+}
+
+node_id leader_of(det_cluster& c) {
+  std::vector<node_id> leaders;
+  REQUIRE(c.run_until(
+    [&] {
+      leaders = c.leaders();
+      return leaders.size() == 1;
+    },
+    2s));
+  return leaders.front();
+}
+
+} // namespace
+
+TEST_CASE("deterministic: a metrics subscriber hears role changes at once "
+          "and moving indices at most every metrics_interval, until it "
+          "unsubscribes") {
+  det_cluster c(3);
+  auto leader = leader_of(c);
+  auto seen = std::make_shared<std::vector<node_metrics>>();
+  auto rec = c.sys->spawn(metrics_recorder, seen);
+  REQUIRE(c.ask<admin_done>(c.nodes[leader], admin_subscribe_metrics{rec}));
+  REQUIRE(seen->size() == 1); // the current metrics, at once
+  CHECK(seen->front().role == node_role::leader);
+  CHECK(seen->front().lag.size() == 2);
+
+  // 100 writes over one virtual second: far fewer updates than writes.
+  for (int i = 0; i < 100; ++i) {
+    REQUIRE(c.ask<write_result>(c.nodes[leader], client_write{{1}}));
+    c.run_until([] { return false; }, 10ms);
+  }
+  c.run_until([] { return false; }, 200ms);
+  auto updates = seen->size() - 1;
+  CHECK(updates >= 5);
+  CHECK(updates <= 15); // about 1 s / 100 ms
+  const auto& last = seen->back();
+  CHECK(last.commit_index == last.last_log_index);
+  CHECK(last.last_applied == last.commit_index);
+  for (const auto& kv : last.lag)
+    CHECK(kv.second == 0);
+
+  // A leadership transfer is reported without delay.
+  auto target = leader == 1 ? node_id{2} : node_id{1};
+  seen->clear();
+  REQUIRE(
+    c.ask<admin_done>(c.nodes[leader], admin_transfer_leadership{target}));
+  REQUIRE_FALSE(seen->empty());
+  CHECK(seen->back().role == node_role::follower);
+
+  REQUIRE(c.ask<admin_done>(c.nodes[leader], admin_unsubscribe_metrics{rec}));
+  seen->clear();
+  c.run_until([] { return false; }, 1s);
+  CHECK(seen->empty());
+  caf::anon_send_exit(rec, caf::exit_reason::kill);
+}
+
+TEST_CASE("deterministic: remove_node removes a voter by joint consensus and "
+          "a learner directly; an unknown id is refused with unknown_node") {
+  det_cluster c(3);
+  auto leader = leader_of(c);
+  REQUIRE(c.ask<admin_done>(c.nodes[leader], admin_add_learner{9, "n9"}));
+  REQUIRE(c.ask<node_metrics>(c.nodes[leader], admin_get_metrics{})
+            ->config.learners.count(9));
+  REQUIRE(c.ask<admin_done>(c.nodes[leader], admin_remove_node{9}));
+  CHECK(c.ask<node_metrics>(c.nodes[leader], admin_get_metrics{})
+          ->config.learners.empty());
+
+  auto victim = leader == 3 ? node_id{2} : node_id{3};
+  caf::error err;
+  REQUIRE_MESSAGE(
+    c.ask<admin_done>(c.nodes[leader], admin_remove_node{victim}, &err),
+    c.sys->render(err));
+  auto m = c.ask<node_metrics>(c.nodes[leader], admin_get_metrics{});
+  REQUIRE(m);
+  CHECK_FALSE(m->config.joint);
+  CHECK(m->config.voters.size() == 2);
+  CHECK_FALSE(m->config.voters.count(victim));
+  // The two left still make progress.
+  CHECK(c.ask<write_result>(c.nodes[leader], client_write{{1}}));
+
+  CHECK_FALSE(c.ask<admin_done>(c.nodes[leader], admin_remove_node{42}, &err));
+  CHECK(code_of(err) == raft_error::unknown_node);
+}
+
+TEST_CASE("deterministic: trigger_snapshot builds a snapshot of everything "
+          "applied, even with compaction off, and answers once it is "
+          "durable") {
+  det_cluster c(3);
+  auto leader = leader_of(c);
+  for (int i = 0; i < 5; ++i)
+    REQUIRE(c.ask<write_result>(c.nodes[leader], client_write{{1}}));
+  auto before = c.ask<node_metrics>(c.nodes[leader], admin_get_metrics{});
+  REQUIRE(before);
+  CHECK(before->snapshot_index == 0);
+  caf::error err;
+  REQUIRE_MESSAGE(
+    c.ask<admin_done>(c.nodes[leader], admin_trigger_snapshot{}, &err),
+    c.sys->render(err));
+  auto after = c.ask<node_metrics>(c.nodes[leader], admin_get_metrics{});
+  REQUIRE(after);
+  CHECK(after->snapshot_index == before->last_applied);
+  // Followers can be asked too.
+  auto follower = leader == 1 ? node_id{2} : node_id{1};
+  auto fm = c.ask<node_metrics>(c.nodes[follower], admin_get_metrics{});
+  REQUIRE(fm);
+  REQUIRE(fm->last_applied > 1);
+  REQUIRE(c.ask<admin_done>(c.nodes[follower], admin_trigger_snapshot{}));
+  CHECK(
+    c.ask<node_metrics>(c.nodes[follower], admin_get_metrics{})->snapshot_index
+    >= fm->last_applied);
 }

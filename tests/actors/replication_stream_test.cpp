@@ -7,6 +7,7 @@
 #include "actors/replication_stream.hpp"
 #include "libraft_actor/node.hpp"
 #include "storage/memory_store.hpp"
+#include "tests/actors/counter_state_machine.hpp"
 
 #include <caf/all.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
@@ -17,51 +18,10 @@
 #include <optional>
 
 using namespace raft_actor;
+using raft_actor::test::counter;
 using namespace std::chrono_literals;
 
 namespace {
-
-/// Counts applied commands; answers with the count; snapshots the count.
-class counter : public state_machine {
-public:
-  std::vector<std::vector<uint8_t>>
-  apply(const std::vector<log_entry>& entries) override {
-    std::vector<std::vector<uint8_t>> out;
-    for (const auto& e : entries) {
-      if (e.kind == entry_kind::normal)
-        ++n_;
-      out.push_back(encode(n_));
-    }
-    return out;
-  }
-  std::vector<uint8_t> query(const std::vector<uint8_t>&) const override {
-    return encode(n_);
-  }
-  std::unique_ptr<snapshot_source> capture() override {
-    struct source : snapshot_source {
-      uint64_t n;
-      explicit source(uint64_t x) : n(x) {}
-      std::vector<uint8_t> serialize() override { return encode(n); }
-    };
-    return std::make_unique<source>(n_);
-  }
-  void restore(const std::vector<uint8_t>& data) override {
-    if (data.size() != 8)
-      throw std::invalid_argument("counter: bad snapshot");
-    n_ = 0;
-    for (int i = 7; i >= 0; --i)
-      n_ = (n_ << 8) | data[i];
-  }
-  static std::vector<uint8_t> encode(uint64_t n) {
-    std::vector<uint8_t> out(8);
-    for (int i = 0; i < 8; ++i)
-      out[i] = static_cast<uint8_t>(n >> (8 * i));
-    return out;
-  }
-
-private:
-  uint64_t n_ = 0;
-};
 
 /// One message a node handed to the router.
 struct packet {
