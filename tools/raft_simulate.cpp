@@ -113,7 +113,8 @@ int main(int argc, char** argv) {
       "\n%s: %llu elections, %llu crashes, %llu partitions, %llu/%llu "
       "messages lost;\n%llu entries committed, %llu client writes "
       "acknowledged and none lost, %llu reads checked,\n%llu membership "
-      "changes, %llu leadership transfers, %llu snapshots.\n",
+      "changes, %llu leadership transfers, %llu snapshots (%llu asked for "
+      "by an operator).\n",
       r.ok ? "OK" : "FAILED", static_cast<unsigned long long>(r.elections),
       static_cast<unsigned long long>(r.crashes),
       static_cast<unsigned long long>(r.partitions),
@@ -124,7 +125,8 @@ int main(int argc, char** argv) {
       static_cast<unsigned long long>(r.reads),
       static_cast<unsigned long long>(r.config_changes),
       static_cast<unsigned long long>(r.transfers),
-      static_cast<unsigned long long>(r.snapshots));
+      static_cast<unsigned long long>(r.snapshots),
+      static_cast<unsigned long long>(r.triggered_snapshots));
     if (!r.ok)
       std::printf("failure: %s\n", r.failure.c_str());
     return r.ok ? 0 : 1;

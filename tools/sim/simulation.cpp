@@ -51,6 +51,9 @@ uint64_t entry_hash(const log_entry& e) {
   return h;
 }
 
+/// Marks a pending chunk write whose transfer a local snapshot discarded.
+constexpr uint64_t discarded_chunk = ~uint64_t{0};
+
 enum class ev_kind : uint8_t {
   deliver,
   timer,
@@ -59,7 +62,8 @@ enum class ev_kind : uint8_t {
   propose,
   fault_tick,
   liveness_tick,
-  snapshot_done
+  snapshot_done,
+  unreachable
 };
 
 struct sim_event {
@@ -486,6 +490,8 @@ void simulation::handle(sim_node& n, command& c,
       say("node " + std::to_string(n.id) + ": " + it->second + " done");
       if (it->second.rfind("transfer", 0) == 0)
         ++result_.transfers;
+      else if (it->second.rfind("snapshot", 0) == 0)
+        ++result_.triggered_snapshots;
       else
         ++result_.config_changes;
       admin_.erase(it);
@@ -553,6 +559,16 @@ void simulation::send(sim_node& from, raft_message m) {
   if (faults_) {
     if (rng_.chance(opts_.drop_rate)) {
       ++result_.dropped;
+      // Sometimes the sender's transport notices (a refused connection):
+      // the runtime then reports the peer unreachable.
+      if (rng_.chance(0.3))
+        schedule({now_ + rng_.range(100, 2000),
+                  0,
+                  ev_kind::unreachable,
+                  from.id,
+                  from.incarnation,
+                  to,
+                  {}});
       return;
     }
     if (rng_.chance(opts_.duplicate_rate))
@@ -593,6 +609,8 @@ void simulation::make_durable(sim_node& n, command& c) {
     n.durable_log.erase(n.durable_log.begin(),
                         n.durable_log.begin() + static_cast<std::ptrdiff_t>(k));
   } else if (auto* w = std::get_if<write_snapshot_chunk>(&c)) {
+    if (w->snapshot_id == discarded_chunk)
+      return; // its transfer was discarded by a local snapshot build
     auto& f = n.durable_partial;
     if (w->offset == 0)
       f = {w->snapshot_id, {}, {}, {}};
@@ -628,9 +646,14 @@ void simulation::handle_snapshot_command(sim_node& n, command& c) {
         "build_snapshot at index " + std::to_string(b->last_included.index)
         + " while the state machine is at " + std::to_string(n.applied));
     // The store has one slot for a snapshot in the making: this build
-    // discards a partly received one.
+    // discards a partly received one. Chunk writes issued before it still
+    // reach the store first (the storage worker keeps order) and are then
+    // discarded with it: mark them so they land nowhere.
     n.partial = {};
     n.durable_partial = {};
+    for (auto& p : n.pending)
+      if (auto* w = std::get_if<write_snapshot_chunk>(&p))
+        w->snapshot_id = discarded_chunk;
     n.building
       = {next_snapshot_id_++, b->last_included, b->config,
          encode_snapshot(b->last_included, n.applied_hash, rng_.below(600))};
@@ -817,7 +840,15 @@ void simulation::admin_tick() {
     else
       outsiders.push_back(n.id);
   }
-  switch (rng_.below(5)) {
+  switch (rng_.below(6)) {
+    case 5: { // an operator asks some live node for a snapshot
+      auto& n = node(1 + rng_.below(nodes_.size()));
+      if (!n.core)
+        return;
+      admin_[id] = "snapshot on node " + std::to_string(n.id);
+      step(n, trigger_snapshot{id});
+      return;
+    }
     case 0: { // add a learner
       if (outsiders.empty())
         return;
@@ -964,6 +995,12 @@ sim_result simulation::run() {
           say("deliver " + std::string(message_name(ev.msg)) + " "
               + std::to_string(ev.arg) + "->" + std::to_string(ev.node));
         step(n, message_received{std::move(ev.msg)});
+        break;
+      }
+      case ev_kind::unreachable: {
+        auto& n = node(ev.node);
+        if (n.core && n.incarnation == ev.incarnation)
+          step(n, peer_unreachable{static_cast<node_id>(ev.arg)});
         break;
       }
       case ev_kind::timer: {

@@ -71,6 +71,8 @@ struct sim_result {
   /// Membership changes and leadership transfers that succeeded.
   uint64_t config_changes = 0;
   uint64_t transfers = 0;
+  /// Operator-requested snapshots that completed.
+  uint64_t triggered_snapshots = 0;
   /// Snapshots taken.
   uint64_t snapshots = 0;
 };
