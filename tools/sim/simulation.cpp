@@ -200,6 +200,23 @@ private:
     return i == n.mirror_base ? n.base_hash
                               : n.prefix_hash[i - n.mirror_base - 1];
   }
+  /// Every live node's term and last log entry, for failure reports.
+  std::string describe_logs() const {
+    std::string out;
+    for (const auto& x : nodes_) {
+      if (!x.core) {
+        out += "node " + std::to_string(x.id) + " down; ";
+        continue;
+      }
+      auto last = x.core->log().last_id();
+      out += "node " + std::to_string(x.id) + " term "
+             + std::to_string(x.core->current_term()) + " last ("
+             + std::to_string(last.term) + "," + std::to_string(last.index)
+             + ") commit " + std::to_string(x.core->commit_index()) + "; ";
+    }
+    return out;
+  }
+
   index_t mirror_last(const sim_node& n) const {
     return n.mirror_base + n.prefix_hash.size();
   }
@@ -239,7 +256,10 @@ private:
   // Global knowledge for the safety checks.
   std::map<term_t, node_id> leaders_; // election safety
   std::map<std::pair<index_t, term_t>, uint64_t> log_registry_; // log matching
-  std::vector<uint64_t> committed_;  // committed_[i-1]: prefix hash at i
+  std::vector<uint64_t> committed_; // committed_[i-1]: prefix hash at i
+  /// commit_term_[i-1]: the term in which index i was first seen committed
+  /// (non-decreasing in i: a commit covers everything before it).
+  std::vector<term_t> commit_term_;
   std::map<uint64_t, log_id> acked_; // payload id -> where it committed
   uint64_t liveness_acked_ = 0;
   std::set<uint64_t> liveness_payloads_;
@@ -398,6 +418,7 @@ void simulation::step(sim_node& n, event ev) {
                     + std::to_string(i));
     } else {
       committed_.push_back(h);
+      commit_term_.push_back(core.current_term());
     }
   }
   n.seen_commit = std::max(n.seen_commit, core.commit_index());
@@ -526,15 +547,24 @@ void simulation::handle(sim_node& n, command& c,
                     + std::to_string(n.id) + " both lead term "
                     + std::to_string(rc->term));
       ++result_.elections;
-      // Leader Completeness (§5.4): every committed entry is in its log.
+      // Leader Completeness (§5.4): every entry committed in a term before
+      // this one is in its log. (Not later commits: a delayed vote response
+      // can make a leader of an old term after a newer leader committed.)
       auto c_last = committed_.size();
+      while (c_last > 0 && commit_term_[c_last - 1] >= rc->term)
+        --c_last;
+      // (Entries below its log's base are in its snapshot, which was
+      // checked against the committed prefix when it was installed.)
       if (c_last > 0
-          && (mirror_last(n) < c_last || c_last < n.mirror_base
-              || hash_at(n, c_last) != committed_[c_last - 1]))
+          && (mirror_last(n) < c_last
+              || (c_last >= n.mirror_base
+                  && hash_at(n, c_last) != committed_[c_last - 1])))
         return fail(
           "leader completeness broken: new leader " + std::to_string(n.id)
           + " of term " + std::to_string(rc->term)
-          + " lacks committed entries up to index " + std::to_string(c_last));
+          + " lacks committed entries up to index " + std::to_string(c_last)
+          + " (its log ends at " + std::to_string(mirror_last(n)) + ", base "
+          + std::to_string(n.mirror_base) + "; " + describe_logs() + ")");
       say("node " + std::to_string(n.id) + " became leader of term "
           + std::to_string(rc->term));
     }
@@ -552,9 +582,25 @@ void simulation::send(sim_node& from, raft_message m) {
   auto to = header_of(m).to;
   if (to == 0 || to > nodes_.size())
     return fail("message to unknown node " + std::to_string(to));
-  if (opts_.trace)
+  if (opts_.trace) {
+    std::string detail;
+    if (auto* v = std::get_if<request_vote_request>(&m))
+      detail = " last (" + std::to_string(v->last_log.term) + ","
+               + std::to_string(v->last_log.index) + ")";
+    else if (auto* r = std::get_if<request_vote_response>(&m))
+      detail = r->vote_granted ? " granted" : " denied";
+    else if (auto* a = std::get_if<append_entries_request>(&m))
+      detail = " prev (" + std::to_string(a->prev_log.term) + ","
+               + std::to_string(a->prev_log.index) + ") +"
+               + std::to_string(a->entries.size()) + " commit "
+               + std::to_string(a->leader_commit);
+    else if (auto* ar = std::get_if<append_entries_response>(&m))
+      detail = ar->success ? " match " + std::to_string(ar->match_index)
+                           : " rejected";
     say("send " + std::string(message_name(m)) + " " + std::to_string(from.id)
-        + "->" + std::to_string(to) + " term " + std::to_string(term_of(m)));
+        + "->" + std::to_string(to) + " term " + std::to_string(term_of(m))
+        + detail);
+  }
   int copies = 1;
   if (faults_) {
     if (rng_.chance(opts_.drop_rate)) {
