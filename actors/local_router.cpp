@@ -2,6 +2,7 @@
 
 #include <caf/all.hpp>
 
+#include <deque>
 #include <map>
 #include <set>
 
@@ -12,6 +13,8 @@ namespace {
 struct router_state {
   std::map<node_id, node_actor> nodes;
   std::set<std::pair<node_id, node_id>> cuts;
+  /// Forwarded writes lost on cut links: never answered.
+  std::deque<caf::typed_response_promise<write_result>> lost;
   static inline const char* name = "raft_local_router";
 };
 
@@ -40,12 +43,22 @@ router(local_router_actor::stateful_pointer<router_state> self, int) {
       return peer_accepted{};
     },
     [self](forwarded_write& w) -> caf::result<write_result> {
-      auto it = self->state.nodes.find(w.to);
-      if (it == self->state.nodes.end())
+      auto& st = self->state;
+      auto it = st.nodes.find(w.to);
+      if (it == st.nodes.end())
         return make_error(raft_error::unknown_node,
                           "no route to node " + std::to_string(w.to));
-      // (Link cuts apply to Raft traffic only: a forwarded write names no
-      // sender.)
+      if (st.cuts.count({w.from, w.to})) {
+        // Lost on a cut link: no answer ever comes (the forwarding node
+        // times out). Bounded: the oldest lost requests fail first.
+        st.lost.push_back(self->make_response_promise<write_result>());
+        if (st.lost.size() > 1024) {
+          st.lost.front().deliver(
+            make_error(raft_error::timeout, "lost on a cut link"));
+          st.lost.pop_front();
+        }
+        return st.lost.back();
+      }
       return self->delegate(it->second, std::move(w));
     },
     [self](router_attach& a) { self->state.nodes[a.id] = a.node; },

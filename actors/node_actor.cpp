@@ -182,6 +182,15 @@ void fail_all(node_state& st, raft_error code, const std::string& why) {
   st.writes_at.clear();
 }
 
+void stop_streams(node_pointer self, bool all = true);
+
+/// Stops the storage worker and the replication streams (with their
+/// snapshot senders) now, rather than when the exit reaches them.
+void stop_helpers(node_pointer self) {
+  stop_streams(self);
+  self->send_exit(self->state.storage, caf::exit_reason::user_shutdown);
+}
+
 /// Stops the node after a fatal problem (storage failure, broken invariant,
 /// a throwing state machine): every pending request is answered.
 void stop_fatally(node_pointer self, raft_error code, const std::string& why) {
@@ -192,8 +201,17 @@ void stop_fatally(node_pointer self, raft_error code, const std::string& why) {
   SPDLOG_CRITICAL("node {} term {}: stopping: {}", st.cfg.core.id,
                   st.core ? st.core->current_term() : 0, why);
   fail_all(st, code, why);
-  self->send_exit(st.storage, caf::exit_reason::user_shutdown);
+  stop_helpers(self);
   self->quit(make_error(code, why));
+}
+
+/// Stops the node on request: every pending request is answered with
+/// shutting_down and the helpers stop with it.
+void stop_quietly(node_pointer self, const std::string& why) {
+  auto& st = self->state;
+  st.stopped = true;
+  fail_all(st, raft_error::shutting_down, why);
+  stop_helpers(self);
 }
 
 void execute(node_pointer self, command& c, std::deque<event>& followups);
@@ -251,7 +269,7 @@ void update_subscribers(node_pointer self) {
 
 /// Stops the replication streams whose peers left the configuration (all
 /// of them if `all`).
-void stop_streams(node_pointer self, bool all = true) {
+void stop_streams(node_pointer self, bool all) {
   auto& st = self->state;
   for (auto it = st.streams.begin(); it != st.streams.end();) {
     if (!all && st.core->peers().count(it->first)) {
@@ -650,11 +668,9 @@ node_impl_actor::behavior_type node(node_pointer self, node_config cfg,
       self->quit(m.reason);
       return;
     }
+    // (CAF 0.17's anon_send_exit names the receiver itself as the source:
+    // that is an external request too.)
     auto why = self->system().render(m.reason);
-    if (m.source == caf::actor_cast<caf::actor_addr>(self)) {
-      self->quit(m.reason);
-      return;
-    }
     if (m.source == st.storage.address()) {
       stop_fatally(self, raft_error::storage_failed,
                    "the storage worker stopped: " + why);
@@ -669,9 +685,7 @@ node_impl_actor::behavior_type node(node_pointer self, node_config cfg,
       }
     SPDLOG_INFO("node {} term {}: asked to exit", st.cfg.core.id,
                 st.core->current_term());
-    st.stopped = true;
-    fail_all(st, raft_error::shutting_down, "the node is shutting down");
-    self->send_exit(st.storage, caf::exit_reason::user_shutdown);
+    stop_quietly(self, "the node is shutting down");
     self->quit(m.reason);
   });
   // Nothing happens until the first deadline: arm it.
@@ -693,9 +707,20 @@ node_impl_actor::behavior_type node(node_pointer self, node_config cfg,
         auto rp = self->make_response_promise<write_result>();
         self
           ->request(st.router, st.cfg.request_timeout,
-                    forwarded_write{leader, std::move(w)})
+                    forwarded_write{leader, st.cfg.core.id, std::move(w)})
           .then([rp](write_result& r) mutable { rp.deliver(std::move(r)); },
-                [rp](caf::error& e) mutable { rp.deliver(std::move(e)); });
+                [rp](caf::error& e) mutable {
+                  if (e.category() == raft_error_category) {
+                    rp.deliver(std::move(e)); // the leader's own answer
+                    return;
+                  }
+                  // Lost on the way there or back, or timed out: the
+                  // leader may have appended it.
+                  rp.deliver(make_error(raft_error::unknown_outcome,
+                                        "forwarded to the leader, no answer "
+                                        "came back: it may have been "
+                                        "applied"));
+                });
         return rp;
       }
       pending_request req;
@@ -825,9 +850,7 @@ node_impl_actor::behavior_type node(node_pointer self, node_config cfg,
       auto& st = self->state;
       SPDLOG_INFO("node {} term {}: shutting down", st.cfg.core.id,
                   st.core->current_term());
-      st.stopped = true;
-      fail_all(st, raft_error::shutting_down, "the node is shutting down");
-      self->send_exit(st.storage, caf::exit_reason::user_shutdown);
+      stop_quietly(self, "the node is shutting down");
       self->quit();
       return {};
     },

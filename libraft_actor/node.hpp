@@ -269,6 +269,8 @@ struct peer_accepted {};
 struct forwarded_write {
   /// The node believed to lead.
   node_id to = no_node;
+  /// The follower that passes it on.
+  node_id from = no_node;
   /// The write.
   client_write write;
 };
@@ -422,7 +424,8 @@ typename Inspector::result_type inspect(Inspector& f, admin_done&) {
 /// Inspects forwarded_write.
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, forwarded_write& x) {
-  return f(caf::meta::type_name("raft_actor::forwarded_write"), x.to, x.write);
+  return f(caf::meta::type_name("raft_actor::forwarded_write"), x.to, x.from,
+           x.write);
 }
 
 /// Inspects admin_unsafe_force_sole_voter.

@@ -42,6 +42,9 @@ public:
     for (int i = 7; i >= 0; --i)
       n_ = (n_ << 8) | data[i];
   }
+  /// Commands applied so far.
+  uint64_t value() const { return n_; }
+  /// The count as answered (8 bytes, little endian).
   static std::vector<uint8_t> encode(uint64_t n) {
     std::vector<uint8_t> out(8);
     for (int i = 0; i < 8; ++i)
