@@ -298,3 +298,36 @@ TEST_CASE("deterministic: trigger_snapshot builds a snapshot of everything "
     c.ask<node_metrics>(c.nodes[follower], admin_get_metrics{})->snapshot_index
     >= fm->last_applied);
 }
+
+TEST_CASE("deterministic: a write forwarded over a cut link fails with "
+          "unknown_outcome once the forwarding node gives up, and works "
+          "again when the link heals") {
+  det_cluster c(3);
+  auto leader = leader_of(c);
+  auto follower = leader == 1 ? node_id{2} : node_id{1};
+  caf::anon_send(c.router, router_cut{follower, leader, true});
+  c.sched->run();
+  auto res = std::make_shared<std::optional<write_result>>();
+  auto err = std::make_shared<caf::error>();
+  c.sys->spawn(
+    [res, err](caf::event_based_actor* self, node_actor to) {
+      self->request(to, 60s, client_write{{1}})
+        .then([res](write_result& r) { *res = r; },
+              [err](caf::error& e) { *err = e; });
+    },
+    c.nodes[follower]);
+  // The forwarding node waits request_timeout (5 s) for the leader.
+  CHECK(c.run_until([&] { return *res || *err; }, 7s));
+  REQUIRE_FALSE(*res);
+  CHECK(code_of(*err) == raft_error::unknown_outcome);
+  // Nothing was applied: the write never reached the leader.
+  auto r = c.ask<read_result>(c.nodes[leader], client_read{});
+  REQUIRE(r);
+  CHECK(r->answer == counter::encode(0));
+
+  caf::anon_send(c.router, router_cut{follower, leader, false});
+  c.sched->run();
+  auto w = c.ask<write_result>(c.nodes[follower], client_write{{1}});
+  REQUIRE(w);
+  CHECK(w->response == counter::encode(1));
+}
