@@ -230,6 +230,45 @@ uint64_t read_count(caf::actor_system& sys, node_actor n, caf::error* err,
 
 } // namespace
 
+/// Writes `total` commands to `target`, 100 in flight at a time, from an
+/// event-based client; returns (acknowledged, failed).
+template <class Cluster>
+std::pair<size_t, size_t> pipelined_writes(Cluster& c, node_actor target,
+                                           int total) {
+  auto counts = std::make_shared<std::pair<size_t, size_t>>(0, 0);
+  auto client = c.sys->spawn(
+    [](caf::event_based_actor* cl, node_actor target,
+       std::shared_ptr<std::pair<size_t, size_t>> out, int total) {
+      auto sent = std::make_shared<int>(0);
+      auto next = std::make_shared<std::function<void()>>();
+      *next = [=] {
+        if (*sent >= total)
+          return;
+        ++*sent;
+        cl->request(target, 10s, client_write{{1}})
+          .then(
+            [=](write_result&) {
+              ++out->first;
+              (*next)();
+            },
+            [=](caf::error&) {
+              ++out->second;
+              (*next)();
+            });
+      };
+      for (int i = 0; i < 100; ++i)
+        (*next)();
+      // Break the self-reference cycle once done.
+      cl->attach_functor([next] { *next = nullptr; });
+    },
+    target, counts, total);
+  for (int i = 0; i < 1200 && counts->first + counts->second < size_t(total);
+       ++i)
+    std::this_thread::sleep_for(50ms);
+  caf::anon_send_exit(client, caf::exit_reason::kill);
+  return *counts;
+}
+
 TEST_CASE("node actors: a 3-node cluster forms, replicates, reads "
           "linearizably and fails over without losing acknowledged writes") {
   cluster c(3);
@@ -255,13 +294,18 @@ TEST_CASE("node actors: a 3-node cluster forms, replicates, reads "
     CHECK(journal::decode(r.response) == static_cast<uint64_t>(i + 1));
   }
 
+  // 10,000 more, pipelined.
+  auto counts = pipelined_writes(c, c.nodes[leader], 10000);
+  CHECK(counts.first == 10000);
+  CHECK(counts.second == 0);
+
   // A follower passes writes on to the leader (proposal forwarding)...
   node_id follower = leader == 1 ? 2 : 1;
   write_result fwd;
   auto err = write(*c.sys, c.nodes[follower], 1, &fwd);
   REQUIRE_MESSAGE(!err, c.sys->render(err));
   CHECK(fwd.index > last_index);
-  CHECK(journal::decode(fwd.response) == 201);
+  CHECK(journal::decode(fwd.response) == 10201);
   // ...or, with forwarding off, refuses them naming the leader.
   c.set_forwarding(follower, false);
   err = write(*c.sys, c.nodes[follower], 1);
@@ -273,9 +317,9 @@ TEST_CASE("node actors: a 3-node cluster forms, replicates, reads "
 
   // Linearizable reads see every acknowledged write, on leader and follower.
   caf::error read_err;
-  CHECK(read_count(*c.sys, c.nodes[leader], &read_err) == 201);
+  CHECK(read_count(*c.sys, c.nodes[leader], &read_err) == 10201);
   CHECK(!read_err);
-  CHECK(read_count(*c.sys, c.nodes[follower], &read_err) == 201);
+  CHECK(read_count(*c.sys, c.nodes[follower], &read_err) == 10201);
   CHECK(!read_err);
 
   // Kill the leader: the others elect a new one and keep every write.
@@ -284,13 +328,13 @@ TEST_CASE("node actors: a 3-node cluster forms, replicates, reads "
   auto next = c.await_leader(rest);
   REQUIRE(next != 0);
   CHECK(next != leader);
-  CHECK(read_count(*c.sys, c.nodes[next], &read_err) == 201);
+  CHECK(read_count(*c.sys, c.nodes[next], &read_err) == 10201);
   for (int i = 0; i < 20; ++i) {
     auto e = write(*c.sys, c.nodes[next], 7);
     REQUIRE_MESSAGE(!e, c.sys->render(e));
   }
   for (auto id : rest)
-    CHECK(read_count(*c.sys, c.nodes[id], &read_err) == 221);
+    CHECK(read_count(*c.sys, c.nodes[id], &read_err) == 10221);
 }
 
 TEST_CASE("node actors: shutdown answers every pending request") {
@@ -490,39 +534,10 @@ TEST_CASE("node actors: 5 nodes take 10,000 pipelined writes, survive a "
   auto leader = c.await_leader({1, 2, 3, 4, 5});
   REQUIRE(leader != 0);
 
-  // 10,000 writes, 100 in flight at a time, from an event-based client.
-  auto counts = std::make_shared<std::pair<size_t, size_t>>(0, 0);
-  auto client = c.sys->spawn(
-    [](caf::event_based_actor* cl, node_actor target,
-       std::shared_ptr<std::pair<size_t, size_t>> out, int total) {
-      auto sent = std::make_shared<int>(0);
-      auto next = std::make_shared<std::function<void()>>();
-      *next = [=] {
-        if (*sent >= total)
-          return;
-        ++*sent;
-        cl->request(target, 10s, client_write{{1}})
-          .then(
-            [=](write_result&) {
-              ++out->first;
-              (*next)();
-            },
-            [=](caf::error&) {
-              ++out->second;
-              (*next)();
-            });
-      };
-      for (int i = 0; i < 100; ++i)
-        (*next)();
-      // Break the self-reference cycle once done.
-      cl->attach_functor([next] { *next = nullptr; });
-    },
-    c.nodes[leader], counts, 10000);
-  for (int i = 0; i < 600 && counts->first + counts->second < 10000; ++i)
-    std::this_thread::sleep_for(50ms);
-  caf::anon_send_exit(client, caf::exit_reason::kill);
-  CHECK(counts->first == 10000);
-  CHECK(counts->second == 0);
+  // 10,000 writes, 100 in flight at a time.
+  auto counts = pipelined_writes(c, c.nodes[leader], 10000);
+  CHECK(counts.first == 10000);
+  CHECK(counts.second == 0);
 
   // Node 5 goes down (cut off); the leader crashes.
   c.isolate(5);

@@ -27,7 +27,10 @@ struct det_cluster {
   local_router_actor router;
   std::map<node_id, node_actor> nodes;
 
-  explicit det_cluster(int n) {
+  /// Makes each node's state machine (a counter by default).
+  using sm_factory = std::function<std::shared_ptr<state_machine>()>;
+
+  explicit det_cluster(int n, sm_factory make_sm = {}) {
     add_node_types(cfg);
     cfg.set("scheduler.policy", caf::atom("testing"));
     sys = std::make_unique<caf::actor_system>(cfg);
@@ -44,10 +47,11 @@ struct det_cluster {
       nc.core.random_seed = id * 7919;
       nc.core.heartbeat_interval = 30ms;
       nc.detached_storage = false; // the storage worker runs on the scheduler
-      auto node = spawn_node(*sys, nc, std::make_shared<counter>(),
-                             std::make_shared<memory_stable_store>(),
-                             std::make_shared<memory_log_store>(),
-                             std::make_shared<memory_snapshot_store>(), router);
+      auto sm = make_sm ? make_sm() : std::make_shared<counter>();
+      auto node
+        = spawn_node(*sys, nc, sm, std::make_shared<memory_stable_store>(),
+                     std::make_shared<memory_log_store>(),
+                     std::make_shared<memory_snapshot_store>(), router);
       nodes[id] = node;
       caf::anon_send(router, router_attach{id, node});
       caf::anon_send(node, admin_initialize{m});
@@ -330,4 +334,65 @@ TEST_CASE("deterministic: a write forwarded over a cut link fails with "
   auto w = c.ask<write_result>(c.nodes[follower], client_write{{1}});
   REQUIRE(w);
   CHECK(w->response == counter::encode(1));
+}
+
+namespace {
+
+/// A counter whose apply throws on the command {0xff}.
+class poisoned_counter : public counter {
+public:
+  std::vector<std::vector<uint8_t>>
+  apply(const std::vector<log_entry>& entries) override {
+    for (const auto& e : entries)
+      if (e.kind == entry_kind::normal
+          && e.payload == std::vector<uint8_t>{0xff})
+        throw std::runtime_error("poisoned command");
+    return counter::apply(entries);
+  }
+};
+
+} // namespace
+
+TEST_CASE("deterministic: when the state machine throws, the node stops with "
+          "a clear error, answers every pending request, and applies "
+          "nothing after the failing entry") {
+  det_cluster c(3, [] { return std::make_shared<poisoned_counter>(); });
+  auto leader = leader_of(c);
+  REQUIRE(c.ask<write_result>(c.nodes[leader], client_write{{1}}));
+  auto before = c.ask<node_metrics>(c.nodes[leader], admin_get_metrics{});
+  REQUIRE(before);
+  // The poison and a write behind it, sent together.
+  std::vector<std::shared_ptr<caf::error>> errs;
+  for (auto payload : {uint8_t{0xff}, uint8_t{1}}) {
+    auto e = std::make_shared<caf::error>();
+    errs.push_back(e);
+    c.sys->spawn(
+      [e](caf::event_based_actor* self, node_actor to, uint8_t p) {
+        self->request(to, 60s, client_write{{p}})
+          .then([](write_result&) {}, [e](caf::error& x) { *e = x; });
+      },
+      c.nodes[leader], payload);
+  }
+  REQUIRE(c.run_until([&] { return *errs[0] && *errs[1]; }, 2s));
+  CHECK(c.sys->render(*errs[0]).find("poisoned command") != std::string::npos);
+  CHECK(code_of(*errs[0]) == raft_error::storage_failed);
+  CHECK(code_of(*errs[1]) == raft_error::storage_failed);
+  // Every replica that learns the entry is committed stops at it too; none
+  // skips it to carry on (a follower that never heard of the commit stays
+  // up, short of it).
+  auto poison = before->last_log_index + 1;
+  c.run_until([] { return false; }, 1s);
+  int stopped = 0;
+  for (auto& kv : c.nodes) {
+    caf::error e;
+    auto m = c.ask<node_metrics>(kv.second, admin_get_metrics{}, &e);
+    if (!m) {
+      CHECK(e); // the node is gone
+      ++stopped;
+      continue;
+    }
+    CHECK(m->last_applied < poison);
+  }
+  CHECK(stopped >= 1);
+  CAPTURE(stopped);
 }
