@@ -646,9 +646,10 @@ node_impl_actor::behavior_type node(node_pointer self, node_config cfg,
   auto rec = recover(stores);
   st.last_snapshot_id = rec.snapshot_id;
   st.core = std::make_unique<raft_core>(cfg.core, std::move(rec), now(st));
-  st.storage = spawn_storage_worker(
-    self->system(), std::move(stores),
-    caf::actor_cast<storage_listener_actor>(self), cfg.detached_storage);
+  st.storage
+    = spawn_storage_worker(self->system(), std::move(stores),
+                           caf::actor_cast<storage_listener_actor>(self),
+                           cfg.detached_storage, cfg.core.id);
   self->link_to(st.storage);
   // A metrics subscriber that stops is forgotten.
   self->set_down_handler([self](caf::down_msg& d) {

@@ -32,6 +32,9 @@ using stream_impl_actor
   = replication_stream_actor::extend<caf::reacts_to<stream_resume>>;
 
 struct stream_state {
+  /// For log lines: the sending node and the term of its latest message.
+  node_id owner = no_node;
+  term_t term = 0;
   node_id peer = no_node;
   router_actor router;
   storage_worker_actor storage;
@@ -77,9 +80,9 @@ void on_transport_failure(stream_pointer self,
   st.queue.clear();
   st.queued_bytes = 0;
   SPDLOG_DEBUG(
-    "stream to node {}: transport refused a message ({}); "
+    "node {} term {}: stream to node {}: transport refused a message ({}); "
     "pausing {} us",
-    st.peer, caf::to_string(e),
+    st.owner, st.term, st.peer, caf::to_string(e),
     std::chrono::duration_cast<std::chrono::microseconds>(st.backoff).count());
   self->send(st.listener, peer_unreachable{st.peer});
   self->delayed_send(self, st.backoff, stream_resume{++st.generation});
@@ -156,6 +159,8 @@ stream_impl_actor::behavior_type stream(stream_pointer self, node_id peer,
   return {
     [self](stream_send& s) {
       auto& st = self->state;
+      st.owner = header_of(s.message).from;
+      st.term = term_of(s.message);
       auto* append = std::get_if<append_entries_request>(&s.message);
       if (append && !append->entries.empty()) {
         enqueue(self, std::move(*append));

@@ -57,14 +57,17 @@ void transmit(sender_pointer self, const send_snapshot_chunk& c,
   req.data = data.data; // ...the stored bytes
   req.done = data.done;
   auto to = req.header.to;
+  auto from = req.header.from;
+  auto term = req.term;
   self
     ->request(self->state.router, self->state.timeout,
               peer_packet{std::move(req)})
     .then([](peer_accepted) {},
-          [to]([[maybe_unused]] caf::error& e) {
+          [to, from, term]([[maybe_unused]] caf::error& e) {
             // The core sends the chunk again when no answer comes.
-            SPDLOG_DEBUG("snapshot chunk for node {} not taken: {}", to,
-                         caf::to_string(e));
+            SPDLOG_DEBUG("node {} term {}: snapshot chunk for node {} not "
+                         "taken: {}",
+                         from, term, to, caf::to_string(e));
           });
 }
 
@@ -103,6 +106,8 @@ void read(sender_pointer self, const send_snapshot_chunk& c) {
   if (!slot)
     slot = chunk_for(c);
   auto key = *slot;
+  auto from = c.request.header.from;
+  auto term = c.request.term;
   self->request(st.storage, st.timeout, read_snapshot_chunk{c})
     .then(
       [self, key](snapshot_chunk_ready& r) {
@@ -121,12 +126,13 @@ void read(sender_pointer self, const send_snapshot_chunk& c) {
           serve(self, w);
         }
       },
-      [self, key]([[maybe_unused]] caf::error& e) {
+      [self, key, from, term]([[maybe_unused]] caf::error& e) {
         // Replaced snapshot or a read error (the storage worker reports
         // that to the core, which stops). Forget the slot; the core asks
         // again or moves on to a newer snapshot.
-        SPDLOG_DEBUG("snapshot {} chunk at {} not read: {}", key.snapshot_id,
-                     key.offset, caf::to_string(e));
+        SPDLOG_DEBUG("node {} term {}: snapshot {} chunk at {} not read: {}",
+                     from, term, key.snapshot_id, key.offset,
+                     caf::to_string(e));
         auto& st = self->state;
         for (auto* s : {&st.current, &st.ahead})
           if (*s && (*s)->snapshot_id == key.snapshot_id

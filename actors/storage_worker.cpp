@@ -32,6 +32,9 @@ namespace {
 struct worker_state {
   node_stores stores;
   storage_listener_actor core;
+  /// For log lines: whose worker this is, and the last term it stored.
+  node_id owner = no_node;
+  term_t term = 0;
   std::vector<command> queue;
   bool flush_scheduled = false;
   bool log_dirty = false;
@@ -55,6 +58,7 @@ void execute(worker_state& st, command& c) {
   if (auto* hs = std::get_if<save_hard_state>(&c)) {
     sync_log(st);
     st.stores.stable->save(hs->state);
+    st.term = hs->state.current_term;
   } else if (auto* t = std::get_if<truncate_log>(&c)) {
     log.truncate_from(t->from);
     st.log_dirty = true;
@@ -91,13 +95,21 @@ void execute(worker_state& st, command& c) {
   }
 }
 
-storage_worker_actor::behavior_type
-storage_worker(worker_pointer self, node_stores stores,
-               storage_listener_actor core) {
+storage_worker_actor::behavior_type storage_worker(worker_pointer self,
+                                                   node_stores stores,
+                                                   storage_listener_actor core,
+                                                   node_id owner) {
   self->state.stores = std::move(stores);
   self->state.core = std::move(core);
+  self->state.owner = owner;
+  try {
+    self->state.term = self->state.stores.stable->load().current_term;
+  } catch (const std::exception&) {
+    // Only for log lines: recover() already read (or refused) this store.
+  }
   auto failed = [self](const std::string& what) {
-    SPDLOG_ERROR("storage failed, the node must stop: {}", what);
+    SPDLOG_ERROR("node {} term {}: storage failed, the node must stop: {}",
+                 self->state.owner, self->state.term, what);
     self->send(self->state.core, storage_failed{what});
     self->quit(caf::make_error(caf::sec::runtime_error, what));
   };
@@ -178,11 +190,11 @@ storage_worker(worker_pointer self, node_stores stores,
 storage_worker_actor spawn_storage_worker(caf::actor_system& sys,
                                           node_stores stores,
                                           storage_listener_actor core,
-                                          bool detached) {
+                                          bool detached, node_id owner) {
   if (detached)
     return sys.spawn<caf::detached>(storage_worker, std::move(stores),
-                                    std::move(core));
-  return sys.spawn(storage_worker, std::move(stores), std::move(core));
+                                    std::move(core), owner);
+  return sys.spawn(storage_worker, std::move(stores), std::move(core), owner);
 }
 
 } // namespace raft_actor

@@ -136,12 +136,14 @@ using storage_worker_actor = caf::typed_actor<
   caf::replies_to<read_snapshot_chunk>::with<snapshot_chunk_ready>,
   caf::reacts_to<storage_flush>>;
 
-/// Spawns the storage worker for `stores`, reporting to `core`. With
-/// `detached` false it runs on the scheduler (deterministic tests).
+/// Spawns the storage worker of node `owner` for `stores`, reporting to
+/// `core`. With `detached` false it runs on the scheduler (deterministic
+/// tests).
 storage_worker_actor spawn_storage_worker(caf::actor_system& sys,
                                           node_stores stores,
                                           storage_listener_actor core,
-                                          bool detached = true);
+                                          bool detached = true,
+                                          node_id owner = no_node);
 
 } // namespace raft_actor
 
