@@ -61,6 +61,9 @@ router(local_router_actor::stateful_pointer<router_state> self, int) {
       }
       return self->delegate(it->second, std::move(w));
     },
+    [](peer_directory&) {
+      // In one process nodes are attached by id: addresses are not needed.
+    },
     [self](router_attach& a) { self->state.nodes[a.id] = a.node; },
     [self](router_cut c) {
       if (c.cut)

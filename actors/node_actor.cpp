@@ -156,6 +156,8 @@ struct node_state {
   std::vector<metrics_listener_actor> subscribers;
   node_metrics published;
   bool metrics_scheduled = false;
+  /// The peer addresses last sent to the router.
+  peer_directory directory;
   /// Id of the last snapshot this node built (ids must never repeat).
   uint64_t last_snapshot_id = 0;
   bool stopped = false;
@@ -309,6 +311,24 @@ std::optional<replication_stream_actor> stream_to(node_pointer self,
   return it->second;
 }
 
+/// Tells the router the peers' addresses when the configuration changed.
+void publish_directory(node_pointer self) {
+  auto& st = self->state;
+  peer_directory d;
+  const auto& cfg = st.core->config();
+  if (cfg.joint)
+    for (const auto& kv : cfg.old_voters)
+      d.addresses.insert(kv);
+  for (const auto& kv : cfg.voters)
+    d.addresses[kv.first] = kv.second;
+  for (const auto& kv : cfg.learners)
+    d.addresses[kv.first] = kv.second;
+  if (d.addresses == st.directory.addresses)
+    return;
+  st.directory = d;
+  self->send(st.router, std::move(d));
+}
+
 /// Feeds one event (and everything it causes) through the core.
 void step(node_pointer self, event ev) {
   auto& st = self->state;
@@ -337,6 +357,7 @@ void step(node_pointer self, event ev) {
   }
   if (st.streams.size() > st.core->peers().size())
     stop_streams(self, false); // peers left the configuration
+  publish_directory(self);
   update_subscribers(self);
 }
 
@@ -689,6 +710,7 @@ node_impl_actor::behavior_type node(node_pointer self, node_config cfg,
     stop_quietly(self, "the node is shutting down");
     self->quit(m.reason);
   });
+  publish_directory(self);
   // Nothing happens until the first deadline: arm it.
   {
     std::deque<event> none;

@@ -275,8 +275,16 @@ struct forwarded_write {
   client_write write;
 };
 
-/// The typed interface of a node's core actor.
-using node_actor = caf::typed_actor<
+/// Every node's peer addresses ("host:port" by node id), from its
+/// configuration: the node sends it to its router whenever it changes.
+struct peer_directory {
+  /// Voters and learners, this node included.
+  std::map<node_id, std::string> addresses;
+};
+
+/// What clients and operators may send a node (in this process or, through
+/// its network gateway, from another one).
+using node_client_actor = caf::typed_actor<
   caf::replies_to<client_write>::with<write_result>,
   caf::replies_to<client_read>::with<read_result>,
   caf::replies_to<admin_initialize>::with<admin_done>,
@@ -291,8 +299,10 @@ using node_actor = caf::typed_actor<
   caf::replies_to<admin_unsubscribe_metrics>::with<admin_done>,
   caf::replies_to<admin_shutdown>::with<admin_done>,
   caf::replies_to<forwarded_write>::with<write_result>,
-  caf::replies_to<admin_unsafe_force_sole_voter>::with<admin_done>,
-  caf::reacts_to<peer_message>>;
+  caf::replies_to<admin_unsafe_force_sole_voter>::with<admin_done>>;
+
+/// The typed interface of a node's core actor.
+using node_actor = node_client_actor::extend<caf::reacts_to<peer_message>>;
 
 /// Where a node sends messages for its peers: the transport seam. A router
 /// delivers peer_message and peer_packet to the node named in the header
@@ -301,7 +311,8 @@ using node_actor = caf::typed_actor<
 using router_actor
   = caf::typed_actor<caf::reacts_to<peer_message>,
                      caf::replies_to<peer_packet>::with<peer_accepted>,
-                     caf::replies_to<forwarded_write>::with<write_result>>;
+                     caf::replies_to<forwarded_write>::with<write_result>,
+                     caf::reacts_to<peer_directory>>;
 
 /// Spawns a node. `stores` and `sm` become the node's; `router` carries its
 /// peer traffic. Throws std::invalid_argument on a bad configuration and
@@ -434,6 +445,12 @@ typename Inspector::result_type inspect(Inspector& f,
                                         admin_unsafe_force_sole_voter& x) {
   return f(caf::meta::type_name("raft_actor::admin_unsafe_force_sole_voter"),
            x.confirm);
+}
+
+/// Inspects peer_directory.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, peer_directory& x) {
+  return f(caf::meta::type_name("raft_actor::peer_directory"), x.addresses);
 }
 
 /// Inspects node_metrics.

@@ -176,6 +176,7 @@ local_router_actor::behavior_type recording_router(
                           "no route to node " + std::to_string(w.to));
       return self->delegate(it->second, std::move(w));
     },
+    [](peer_directory&) {},
     [self](router_attach& a) { self->state.nodes[a.id] = a.node; },
     [self](router_cut c) {
       if (c.cut)

@@ -151,6 +151,7 @@ test_router(test_router_actor::stateful_pointer<test_router_state> self,
         return make_error(raft_error::unknown_node, "no route");
       return self->delegate(it->second, std::move(w));
     },
+    [](peer_directory&) {},
     [self](router_attach& a) { self->state.nodes[a.id] = a.node; },
     [self](router_cut c) {
       if (c.cut)
