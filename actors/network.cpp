@@ -10,6 +10,7 @@
 
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 
 namespace raft_actor {
@@ -84,6 +85,7 @@ void configure_network(caf::actor_system_config& cfg,
   add_message_types(cfg);
   add_node_types(cfg);
   cfg.add_message_type<peer_directory>("raft_actor::peer_directory");
+  cfg.add_message_type<gateway_hello>("raft_actor::gateway_hello");
 }
 
 namespace {
@@ -95,6 +97,8 @@ struct peer_connected {
   node_id id = no_node;
   std::string address;
   gateway_actor handle;
+  /// True if the peer dialled us (its gateway_hello), false if we dialled.
+  bool inbound = false;
 };
 
 /// A connection attempt failed.
@@ -107,7 +111,7 @@ struct peer_connect_failed {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, peer_connected& x) {
   return f(caf::meta::type_name("raft_actor::peer_connected"), x.id, x.address,
-           x.handle);
+           x.handle, x.inbound);
 }
 
 template <class Inspector>
@@ -184,6 +188,8 @@ struct bucket {
 
 struct gateway_state {
   node_actor node;
+  /// The node's router: told of peers that dial in.
+  net_router_actor router;
   node_id self_id = no_node;
   uint64_t cluster_id = 0;
   network_config net;
@@ -255,10 +261,12 @@ void on_rpc(gateway_pointer self, raft_message m) {
 }
 
 gateway_impl_actor::behavior_type gateway(gateway_pointer self, node_actor node,
+                                          net_router_actor router,
                                           node_id self_id, uint64_t cluster_id,
                                           network_config net, uint16_t port) {
   auto& st = self->state;
   st.node = std::move(node);
+  st.router = std::move(router);
   st.self_id = self_id;
   st.cluster_id = cluster_id;
   st.net = std::move(net);
@@ -301,6 +309,26 @@ gateway_impl_actor::behavior_type gateway(gateway_pointer self, node_actor node,
     [self](timeout_now_request& m) { on_rpc(self, std::move(m)); },
     [self](read_index_request& m) { on_rpc(self, std::move(m)); },
     [self](read_index_response& m) { on_rpc(self, std::move(m)); },
+    [self](gateway_hello& h) {
+      auto& st = self->state;
+      auto now = self->clock().now();
+      if (h.cluster_id != st.cluster_id || !h.gateway) {
+        st.warnings.warn(now, "hello", st.self_id, st.term,
+                         "refusing a connection from node "
+                           + std::to_string(h.from) + " of cluster "
+                           + std::to_string(h.cluster_id));
+        return;
+      }
+      if (!st.members.empty() && !st.members.count(h.from)) {
+        st.warnings.warn(now, "hello", st.self_id, st.term,
+                         "refusing a connection from node "
+                           + std::to_string(h.from)
+                           + ", which is not a member");
+        return;
+      }
+      self->send(st.router,
+                 peer_connected{h.from, {}, std::move(h.gateway), true});
+    },
     [self](peer_directory& d) {
       auto& st = self->state;
       st.members.clear();
@@ -365,6 +393,10 @@ struct peer_link {
   /// The peer's gateway once connected.
   gateway_actor handle;
   bool connecting = false;
+  /// Since when a message for the peer found no connection (a node with a
+  /// higher id than the peer's dials only after waiting a while for the
+  /// peer to dial it).
+  std::optional<caf::actor_clock::time_point> wanted_since;
   /// Capped exponential backoff after failed attempts.
   caf::timespan backoff{0};
   caf::actor_clock::time_point retry_at{};
@@ -372,6 +404,7 @@ struct peer_link {
 
 struct net_router_state {
   node_id self_id = no_node;
+  uint64_t cluster_id = 0;
   network_config net;
   gateway_impl_actor gateway;
   node_actor node;
@@ -384,6 +417,9 @@ struct net_router_state {
 
 using net_router_pointer = net_router_actor::stateful_pointer<net_router_state>;
 
+/// How long a node waits for a peer with a lower id to dial it.
+constexpr auto dial_grace = std::chrono::seconds(1);
+
 /// Starts a connection attempt to `id` on a background thread, unless one
 /// runs or the backoff has not passed.
 void maybe_connect(net_router_pointer self, node_id id) {
@@ -395,7 +431,15 @@ void maybe_connect(net_router_pointer self, node_id id) {
     return;
   }
   auto& l = it->second;
-  if (l.handle || l.connecting || self->clock().now() < l.retry_at)
+  auto now = self->clock().now();
+  if (l.handle || l.connecting || now < l.retry_at)
+    return;
+  // One connection per pair of nodes: the lower id dials; the higher one
+  // only if the lower stays silent (it may not know us yet, e.g. a learner
+  // being added by a leader with a higher id).
+  if (!l.wanted_since)
+    l.wanted_since = now;
+  if (st.self_id > id && now - *l.wanted_since < dial_grace)
     return;
   l.connecting = true;
   // remote_actor blocks (handshake, TLS): never on a scheduler thread.
@@ -436,10 +480,13 @@ bool send_rpc(net_router_pointer self, raft_message& m) {
   return true;
 }
 
-net_router_actor::behavior_type
-network_router(net_router_pointer self, node_id self_id, network_config net) {
+net_router_actor::behavior_type network_router(net_router_pointer self,
+                                               node_id self_id,
+                                               uint64_t cluster_id,
+                                               network_config net) {
   auto& st = self->state;
   st.self_id = self_id;
+  st.cluster_id = cluster_id;
   st.net = std::move(net);
   self->set_down_handler([self](caf::down_msg& d) {
     if (self->state.node && d.source == self->state.node.address()) {
@@ -481,13 +528,18 @@ network_router(net_router_pointer self, node_id self_id, network_config net) {
       auto& st = self->state;
       for (auto it = st.links.begin(); it != st.links.end();) {
         auto found = d.addresses.find(it->first);
-        if (found == d.addresses.end() || found->second != it->second.address)
-          it = st.links.erase(it); // gone or moved: forget the connection
+        bool moved = found != d.addresses.end() && !it->second.address.empty()
+                     && found->second != it->second.address;
+        // Forget peers that moved, and peers that left unless they are
+        // connected (a node not yet in our configuration may be talking to
+        // us, e.g. the leader that is adding us as a learner).
+        if (moved || (found == d.addresses.end() && !it->second.handle))
+          it = st.links.erase(it);
         else
           ++it;
       }
       for (const auto& [id, address] : d.addresses)
-        if (id != st.self_id && !st.links.count(id))
+        if (id != st.self_id)
           st.links[id].address = address;
       st.directory = d;
       if (st.gateway)
@@ -504,16 +556,30 @@ network_router(net_router_pointer self, node_id self_id, network_config net) {
     },
     [self](peer_connected& c) {
       auto& st = self->state;
+      if (c.id == st.self_id || c.id == no_node)
+        return;
       auto it = st.links.find(c.id);
-      if (it == st.links.end() || it->second.address != c.address)
+      if (!c.inbound
+          && (it == st.links.end() || it->second.address != c.address))
         return; // the directory changed meanwhile
-      auto& l = it->second;
-      l.connecting = false;
+      auto& l = st.links[c.id];
+      if (!c.inbound) {
+        l.connecting = false;
+        // Hand over our gateway: the peer answers on this connection.
+        if (st.gateway)
+          self->send(c.handle,
+                     gateway_hello{st.self_id, st.cluster_id,
+                                   caf::actor_cast<gateway_actor>(st.gateway)});
+      }
       l.backoff = caf::timespan{0};
+      l.wanted_since.reset();
+      if (l.handle && l.handle != c.handle)
+        self->demonitor(l.handle.address());
       l.handle = std::move(c.handle);
       self->monitor(l.handle);
-      SPDLOG_INFO("node {}: connected to node {} at {}", st.self_id, c.id,
-                  c.address);
+      SPDLOG_INFO("node {}: {} node {}{}", st.self_id,
+                  c.inbound ? "connection from" : "connected to", c.id,
+                  c.address.empty() ? std::string{} : " at " + c.address);
     },
     [self](peer_connect_failed& f) {
       auto& st = self->state;
@@ -562,7 +628,8 @@ network_node spawn_network_node(caf::actor_system& sys, node_config cfg,
                 cfg.core.id, net.listen);
   // The node needs the router, the gateway needs the node, and the router
   // passes the peers' addresses on to the gateway.
-  auto router = sys.spawn(network_router, cfg.core.id, net);
+  auto router
+    = sys.spawn(network_router, cfg.core.id, cfg.core.cluster_id, net);
   node_actor node;
   try {
     node
@@ -572,8 +639,8 @@ network_node spawn_network_node(caf::actor_system& sys, node_config cfg,
     caf::anon_send_exit(router, caf::exit_reason::user_shutdown);
     throw;
   }
-  auto gw
-    = sys.spawn(gateway, node, cfg.core.id, cfg.core.cluster_id, net, port);
+  auto gw = sys.spawn(gateway, node, router, cfg.core.id, cfg.core.cluster_id,
+                      net, port);
   caf::anon_send(router, attach_gateway{gw});
   // When the node stops, its router and gateway stop too.
   caf::anon_send(router, watch_node{node});

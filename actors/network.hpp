@@ -61,16 +61,39 @@ struct network_config {
 void configure_network(caf::actor_system_config& cfg,
                        const network_config& net);
 
+struct gateway_hello;
+
 /// The published face of a node: Raft RPCs from peers, and what clients
 /// and operators may ask.
 using gateway_actor = node_client_actor::extend<
-  caf::reacts_to<request_vote_request>, caf::reacts_to<request_vote_response>,
-  caf::reacts_to<append_entries_request>,
+  caf::reacts_to<gateway_hello>, caf::reacts_to<request_vote_request>,
+  caf::reacts_to<request_vote_response>, caf::reacts_to<append_entries_request>,
   caf::reacts_to<append_entries_response>,
   caf::reacts_to<install_snapshot_request>,
   caf::reacts_to<install_snapshot_response>,
   caf::reacts_to<timeout_now_request>, caf::reacts_to<read_index_request>,
   caf::reacts_to<read_index_response>>;
+
+/// The first message on a connection between two nodes: the dialling node
+/// names itself and hands over its own gateway, so that both directions use
+/// this one connection. (Only the node with the lower id dials at once; the
+/// other waits a moment for it: two connections between the same pair of
+/// CAF nodes make CAF's TLS transport drop proxies.)
+struct gateway_hello {
+  /// The dialling node.
+  node_id from = no_node;
+  /// Its cluster.
+  uint64_t cluster_id = 0;
+  /// Its gateway.
+  gateway_actor gateway;
+};
+
+/// Inspects gateway_hello.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, gateway_hello& x) {
+  return f(caf::meta::type_name("raft_actor::gateway_hello"), x.from,
+           x.cluster_id, x.gateway);
+}
 
 /// A running networked node.
 struct network_node {
