@@ -1,0 +1,142 @@
+// Mutual TLS between node processes: a cluster whose members hold
+// certificates of one CA works; a client with a certificate of another CA,
+// or without TLS, is refused; a node refuses to start in TLS mode without
+// certificate, key and CA (CAF would silently fall back to anonymous
+// ciphers).
+#include "tests/network/process_cluster.hpp"
+
+#include <caf/io/all.hpp>
+
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <sys/wait.h>
+
+using namespace raft_actor;
+using namespace raft_actor::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// Runs a shell command quietly; fails the test if it fails.
+void run(const std::string& cmd) {
+  auto rc = std::system((cmd + " >/dev/null 2>&1").c_str());
+  REQUIRE_MESSAGE(rc == 0, "command failed: " << cmd);
+}
+
+/// A CA (`name`.pem, `name`.key) in `dir`: EC P-256, valid two days.
+std::string make_ca(const std::string& dir, const std::string& name) {
+  run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
+      "-nodes -days 2 -subj /CN="
+      + name + " -keyout " + dir + "/" + name + ".key -out " + dir + "/"
+      + name + ".pem");
+  return dir + "/" + name;
+}
+
+/// A leaf certificate signed by `ca` (as made by make_ca).
+process_cluster::tls_files make_leaf(const std::string& dir,
+                                     const std::string& ca,
+                                     const std::string& name) {
+  auto base = dir + "/" + name;
+  run("openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+      "-subj /CN="
+      + name + " -keyout " + base + ".key -out " + base + ".csr");
+  run("openssl x509 -req -days 2 -in " + base + ".csr -CA " + ca
+      + ".pem -CAkey " + ca + ".key -CAcreateserial -out " + base + ".pem");
+  return {base + ".pem", base + ".key", ca + ".pem"};
+}
+
+/// A client actor system with the given TLS files (or none: TLS off).
+std::unique_ptr<caf::actor_system>
+client_system(caf::actor_system_config& cfg,
+              const process_cluster::tls_files* files) {
+  network_config net;
+  net.tls = files != nullptr;
+  if (files) {
+    net.certificate = files->cert;
+    net.private_key = files->key;
+    net.ca_file = files->ca;
+  }
+  configure_network(cfg, net);
+  return std::make_unique<caf::actor_system>(cfg);
+}
+
+} // namespace
+
+TEST_CASE("tls: members with certificates of the cluster CA form a cluster; "
+          "clients with another CA's certificate or without TLS are refused") {
+  scratch_dir certs;
+  auto ca = make_ca(certs.path, "cluster-ca");
+  auto other_ca = make_ca(certs.path, "other-ca");
+  std::map<node_id, process_cluster::tls_files> files;
+  files[0] = make_leaf(certs.path, ca, "client");
+  for (node_id id = 1; id <= 3; ++id)
+    files[id] = make_leaf(certs.path, ca, "node" + std::to_string(id));
+  auto stranger = make_leaf(certs.path, other_ca, "stranger");
+
+  process_cluster c(3, files);
+  auto ids = c.ids();
+  std::set<node_id> all(ids.begin(), ids.end());
+  REQUIRE(c.find_leader(all, 10s) != no_node);
+  for (uint64_t v = 1; v <= 20; ++v)
+    REQUIRE_MESSAGE(c.write(v, all, 10s), c.last_error);
+
+  // A certificate of another CA: the handshake fails.
+  {
+    caf::actor_system_config cfg;
+    auto sys = client_system(cfg, &stranger);
+    auto gw = connect_to_node(*sys, c.address(1), true);
+    CHECK_FALSE(gw);
+  }
+  // No TLS at all.
+  {
+    caf::actor_system_config cfg;
+    auto sys = client_system(cfg, nullptr);
+    auto gw = connect_to_node(*sys, c.address(1), false);
+    CHECK_FALSE(gw);
+  }
+  // The cluster is unharmed.
+  for (uint64_t v = 21; v <= 25; ++v)
+    CHECK(c.write(v, all, 10s));
+  auto j = c.journal(1);
+  REQUIRE(j);
+  CHECK(j->size() >= 20);
+}
+
+TEST_CASE("tls: a node refuses to start in TLS mode without certificate, key "
+          "and CA, naming what is missing") {
+  scratch_dir dir;
+  auto port = free_ports(1).at(0);
+  auto addr = "127.0.0.1:" + std::to_string(port);
+  auto log = dir.path + "/node.log";
+  auto pid = start_process({raft_node_binary(), "serve", "--id", "1",
+                            "--listen", addr, "--members", "1=" + addr,
+                            "--memory"},
+                           log);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 64);
+  std::ifstream in(log);
+  std::stringstream text;
+  text << in.rdbuf();
+  CHECK(text.str().find("TLS needs a certificate, a private key and the "
+                        "cluster CA")
+        != std::string::npos);
+
+  // Named files that do not exist are refused too.
+  pid = start_process({raft_node_binary(), "serve", "--id", "1", "--listen",
+                       addr, "--members", "1=" + addr, "--memory", "--cert",
+                       dir.path + "/none.pem", "--key", dir.path + "/none.key",
+                       "--ca", dir.path + "/none-ca.pem"},
+                      log);
+  ::waitpid(pid, &status, 0);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 64);
+  std::ifstream again(log);
+  std::stringstream text2;
+  text2 << again.rdbuf();
+  CHECK(text2.str().find("cannot read TLS file") != std::string::npos);
+}
