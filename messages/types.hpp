@@ -27,6 +27,10 @@ constexpr node_id no_node = 0;
 /// Version of the wire protocol; a node refuses messages with another version.
 constexpr uint32_t protocol_version = 1;
 
+/// Highest term a node accepts from a peer: far beyond what any cluster
+/// reaches (2^62 elections), and leaves room for every later election.
+constexpr uint64_t max_term = uint64_t{1} << 62;
+
 /// Names one position of the log: the entry at `index` written in `term`.
 /// Ordered term first, then index, which is exactly the "more up-to-date"
 /// comparison of §5.4.1.

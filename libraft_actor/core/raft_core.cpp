@@ -260,6 +260,12 @@ bool raft_core::validate_header(const raft_message& m) {
     return reject("addressed to node " + std::to_string(h.to));
   if (h.from == no_node || h.from == cfg_.id)
     return reject("impossible sender id");
+  // A term no real cluster reaches: adopting it would leave no room for
+  // further elections (terms must grow), so one bad message would wedge
+  // the cluster.
+  if (term_of(m) > max_term)
+    return reject("term " + std::to_string(term_of(m))
+                  + " is beyond any real cluster");
   return true;
 }
 

@@ -95,6 +95,9 @@ TEST_CASE("bad input: malformed or misdirected messages are dropped with a "
      append_request(
        2, 1, 3, {2, 2},
        {with_kind(make_entry(3, 3), static_cast<entry_kind>(9), {})})},
+    {"term beyond any real cluster (it would wedge the cluster)",
+     vote_request(2, 1, max_term + 1, {2, 2})},
+    {"huge term on an append", append_request(2, 1, ~term_t{0}, {2, 2}, {})},
     {"malformed membership payload",
      append_request(2, 1, 3, {2, 2},
                     {with_kind(make_entry(3, 3), entry_kind::membership,

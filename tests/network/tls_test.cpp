@@ -30,8 +30,8 @@ void run(const std::string& cmd) {
 std::string make_ca(const std::string& dir, const std::string& name) {
   run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
       "-nodes -days 2 -subj /CN="
-      + name + " -keyout " + dir + "/" + name + ".key -out " + dir + "/"
-      + name + ".pem");
+      + name + " -keyout " + dir + "/" + name + ".key -out " + dir + "/" + name
+      + ".pem");
   return dir + "/" + name;
 }
 
@@ -111,10 +111,10 @@ TEST_CASE("tls: a node refuses to start in TLS mode without certificate, key "
   auto port = free_ports(1).at(0);
   auto addr = "127.0.0.1:" + std::to_string(port);
   auto log = dir.path + "/node.log";
-  auto pid = start_process({raft_node_binary(), "serve", "--id", "1",
-                            "--listen", addr, "--members", "1=" + addr,
-                            "--memory"},
-                           log);
+  auto pid
+    = start_process({raft_node_binary(), "serve", "--id", "1", "--listen", addr,
+                     "--members", "1=" + addr, "--memory"},
+                    log);
   int status = 0;
   ::waitpid(pid, &status, 0);
   REQUIRE(WIFEXITED(status));
