@@ -1,0 +1,182 @@
+// Hostile input on a node's port: random bytes on raw connections, and a
+// stream of well-formed but randomly mutated Raft messages (wrong cluster,
+// strangers, impossible indices, huge terms, oversize payloads, floods)
+// through a real CAF connection. Every node must stay up and the cluster
+// must go on committing writes afterwards.
+#include "tests/network/process_cluster.hpp"
+
+#include <doctest/doctest.h>
+
+#include <csignal>
+#include <random>
+#include <thread>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+using namespace raft_actor;
+using namespace raft_actor::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// Opens a TCP connection to 127.0.0.1:`port`, writes `bytes`, closes.
+void send_raw(uint16_t port, const std::vector<uint8_t>& bytes) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+    size_t off = 0;
+    while (off < bytes.size()) {
+      auto n = ::send(fd, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+      if (n <= 0)
+        break;
+      off += static_cast<size_t>(n);
+    }
+  }
+  ::close(fd);
+}
+
+uint16_t port_of(const std::string& address) {
+  return static_cast<uint16_t>(
+    std::stoul(address.substr(address.rfind(':') + 1)));
+}
+
+/// A random but well-typed Raft message for node `to`.
+raft_message random_message(std::mt19937_64& rng, node_id to,
+                            uint64_t cluster) {
+  auto pick = [&](uint64_t n) { return rng() % n; };
+  rpc_header h;
+  h.cluster_id = pick(4) == 0 ? rng() : cluster;
+  h.version = pick(8) == 0 ? static_cast<uint32_t>(rng()) : protocol_version;
+  h.from = pick(4) == 0 ? rng() % 1000 : 1 + pick(3);
+  h.to = pick(8) == 0 ? rng() % 10 : to;
+  auto term = [&]() -> term_t {
+    switch (pick(4)) {
+      case 0:
+        return rng(); // absurd
+      case 1:
+        return 0;
+      default:
+        return pick(20);
+    }
+  };
+  auto index = [&]() -> index_t { return pick(4) == 0 ? rng() : pick(200); };
+  switch (pick(6)) {
+    case 0: {
+      request_vote_request r;
+      r.header = h;
+      r.term = term();
+      r.last_log = {term(), index()};
+      r.pre_vote = pick(2) == 0;
+      return r;
+    }
+    case 1: {
+      append_entries_request r;
+      r.header = h;
+      r.term = term();
+      r.prev_log = {term(), index()};
+      r.leader_commit = index();
+      auto n = pick(5);
+      for (uint64_t i = 0; i < n; ++i) {
+        log_entry e;
+        e.id = {r.term, r.prev_log.index + 1 + i};
+        e.kind = static_cast<entry_kind>(pick(5));
+        e.payload.resize(pick(3) == 0 ? pick(70000) : pick(32));
+        for (auto& b : e.payload)
+          b = static_cast<uint8_t>(rng());
+        r.entries.push_back(std::move(e));
+      }
+      return r;
+    }
+    case 2: {
+      append_entries_response r;
+      r.header = h;
+      r.term = term();
+      r.success = pick(2) == 0;
+      r.match_index = index();
+      return r;
+    }
+    case 3: {
+      install_snapshot_request r;
+      r.header = h;
+      r.term = term();
+      r.snapshot_id = rng();
+      r.last_included = {term(), index()};
+      r.offset = pick(3) == 0 ? rng() : 0;
+      r.data.resize(pick(1000));
+      r.done = pick(2) == 0;
+      return r;
+    }
+    case 4: {
+      read_index_request r;
+      r.header = h;
+      r.term = term();
+      r.read_id = rng();
+      return r;
+    }
+    default: {
+      timeout_now_request r;
+      r.header = h;
+      r.term = term();
+      return r;
+    }
+  }
+}
+
+} // namespace
+
+TEST_CASE("fuzz: random bytes and mutated Raft messages on a node's port "
+          "neither crash a node nor stop the cluster") {
+  process_cluster c(3);
+  auto ids = c.ids();
+  std::set<node_id> all(ids.begin(), ids.end());
+  REQUIRE(c.find_leader(all, 10s) != no_node);
+  for (uint64_t v = 1; v <= 10; ++v)
+    REQUIRE(c.write(v, all, 10s));
+
+  std::mt19937_64 rng(20261125);
+  // 1. Garbage on raw connections, to every node: 1 byte to 64 KiB.
+  for (int i = 0; i < 150; ++i) {
+    std::vector<uint8_t> junk(1 + rng() % (i % 10 == 0 ? 65536 : 512));
+    for (auto& b : junk)
+      b = static_cast<uint8_t>(rng());
+    send_raw(port_of(c.address(1 + i % 3)), junk);
+  }
+  // 2. Typed but hostile Raft messages through a real connection.
+  auto gw = c.gateway(2);
+  REQUIRE(gw);
+  caf::scoped_actor self{c.system()};
+  for (int i = 0; i < 3000; ++i) {
+    auto m = random_message(rng, 2, 4711);
+    std::visit([&](auto& x) { self->send(*gw, std::move(x)); }, m);
+  }
+  // 3. Messages the gateway does not take.
+  self->send(caf::actor_cast<caf::actor>(*gw), std::string("hello?"));
+  self->send(caf::actor_cast<caf::actor>(*gw), uint64_t{42}, 7.5);
+
+  // Every node is still up, and the cluster commits again.
+  std::this_thread::sleep_for(300ms);
+  for (auto id : ids) {
+    bool up = false;
+    for (int attempt = 0; attempt < 20 && !up; ++attempt) {
+      up = c.metrics(id).has_value();
+      if (!up)
+        std::this_thread::sleep_for(100ms);
+    }
+    CHECK_MESSAGE(up, "node " << id << " stopped answering");
+  }
+  REQUIRE(c.find_leader(all, 20s) != no_node);
+  for (uint64_t v = 11; v <= 20; ++v)
+    CHECK_MESSAGE(c.write(v, all, 20s), c.last_error);
+  auto j = c.journal(c.find_leader(all, 5s));
+  REQUIRE(j);
+  for (uint64_t v = 1; v <= 20; ++v)
+    CHECK(std::find(j->begin(), j->end(), v) != j->end());
+}
