@@ -43,8 +43,11 @@ std::string network_config::validate() const {
   }
   if (reconnect_min.count() <= 0 || reconnect_max < reconnect_min)
     return "reconnect backoff must satisfy 0 < min <= max";
-  if (request_timeout.count() <= 0)
-    return "request_timeout must be positive";
+  if (request_timeout.count() <= 0 || connect_timeout.count() <= 0)
+    return "request and connect timeouts must be positive";
+  if (heartbeat_interval.count() <= 0
+      || connection_timeout <= heartbeat_interval)
+    return "connection_timeout must exceed a positive heartbeat_interval";
   if (max_message_bytes == 0 || max_messages_per_second == 0)
     return "message limits must be positive";
   return {};
@@ -76,6 +79,10 @@ void configure_network(caf::actor_system_config& cfg,
   if (auto why = net.validate(); !why.empty())
     throw std::invalid_argument("invalid network_config: " + why);
   cfg.load<caf::io::middleman>();
+  cfg.set("middleman.heartbeat-interval",
+          caf::timespan{net.heartbeat_interval});
+  cfg.set("middleman.connection-timeout",
+          caf::timespan{net.connection_timeout});
   if (net.tls) {
     cfg.load<caf::openssl::manager>();
     cfg.openssl_certificate = net.certificate;
@@ -99,6 +106,8 @@ struct peer_connected {
   gateway_actor handle;
   /// True if the peer dialled us (its gateway_hello), false if we dialled.
   bool inbound = false;
+  /// Our attempt's number (outbound only).
+  uint64_t attempt = 0;
 };
 
 /// A connection attempt failed.
@@ -106,18 +115,19 @@ struct peer_connect_failed {
   node_id id = no_node;
   std::string address;
   std::string why;
+  uint64_t attempt = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, peer_connected& x) {
   return f(caf::meta::type_name("raft_actor::peer_connected"), x.id, x.address,
-           x.handle, x.inbound);
+           x.handle, x.inbound, x.attempt);
 }
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, peer_connect_failed& x) {
   return f(caf::meta::type_name("raft_actor::peer_connect_failed"), x.id,
-           x.address, x.why);
+           x.address, x.why, x.attempt);
 }
 
 /// The gateway's full interface: the published one plus the directory its
@@ -393,6 +403,10 @@ struct peer_link {
   /// The peer's gateway once connected.
   gateway_actor handle;
   bool connecting = false;
+  /// The running attempt: its number (results of abandoned attempts are
+  /// ignored) and when it started.
+  uint64_t attempt = 0;
+  caf::actor_clock::time_point attempt_started{};
   /// Since when a message for the peer found no connection (a node with a
   /// higher id than the peer's dials only after waiting a while for the
   /// peer to dial it).
@@ -432,6 +446,15 @@ void maybe_connect(net_router_pointer self, node_id id) {
   }
   auto& l = it->second;
   auto now = self->clock().now();
+  if (l.connecting && now - l.attempt_started > st.net.connect_timeout) {
+    // A blackholed address can block remote_actor for minutes: give up on
+    // that attempt and allow another one.
+    l.connecting = false;
+    l.retry_at = now;
+    st.warnings.warn(now, "connect " + std::to_string(id), st.self_id, 0,
+                     "connecting to node " + std::to_string(id) + " at "
+                       + l.address + " takes too long; trying again");
+  }
   if (l.handle || l.connecting || now < l.retry_at)
     return;
   // One connection per pair of nodes: the lower id dials; the higher one
@@ -442,15 +465,17 @@ void maybe_connect(net_router_pointer self, node_id id) {
   if (st.self_id > id && now - *l.wanted_since < dial_grace)
     return;
   l.connecting = true;
+  l.attempt_started = now;
+  auto attempt = ++l.attempt;
   // remote_actor blocks (handshake, TLS): never on a scheduler thread.
   self->spawn<caf::detached>(
     [](caf::event_based_actor* worker, net_router_actor router, node_id id,
-       std::string address, bool tls) {
+       std::string address, bool tls, uint64_t attempt) {
       std::string host;
       uint16_t port = 0;
       if (!split_address(address, host, port)) {
-        caf::anon_send(router,
-                       peer_connect_failed{id, address, "malformed address"});
+        caf::anon_send(router, peer_connect_failed{
+                                 id, address, "malformed address", attempt});
         return;
       }
       auto& sys = worker->system();
@@ -458,12 +483,15 @@ void maybe_connect(net_router_pointer self, node_id id) {
                    ? caf::openssl::remote_actor<gateway_actor>(sys, host, port)
                    : sys.middleman().remote_actor<gateway_actor>(host, port);
       if (res)
-        caf::anon_send(router, peer_connected{id, address, std::move(*res)});
+        caf::anon_send(
+          router, peer_connected{id, address, std::move(*res), false, attempt});
       else
         caf::anon_send(
-          router, peer_connect_failed{id, address, sys.render(res.error())});
+          router,
+          peer_connect_failed{id, address, sys.render(res.error()), attempt});
     },
-    caf::actor_cast<net_router_actor>(self), id, l.address, st.net.tls);
+    caf::actor_cast<net_router_actor>(self), id, l.address, st.net.tls,
+    attempt);
 }
 
 /// Sends a Raft message to its peer's gateway; false if not connected.
@@ -560,11 +588,15 @@ net_router_actor::behavior_type network_router(net_router_pointer self,
         return;
       auto it = st.links.find(c.id);
       if (!c.inbound
-          && (it == st.links.end() || it->second.address != c.address))
-        return; // the directory changed meanwhile
+          && (it == st.links.end() || it->second.address != c.address
+              || it->second.attempt != c.attempt || !it->second.connecting))
+        return; // the directory changed meanwhile, or the attempt was
+                // abandoned
       auto& l = st.links[c.id];
+      // (An inbound connection also ends our own attempt: its result, if it
+      // comes, is ignored.)
+      l.connecting = false;
       if (!c.inbound) {
-        l.connecting = false;
         // Hand over our gateway: the peer answers on this connection.
         if (st.gateway)
           self->send(c.handle,
@@ -584,7 +616,8 @@ net_router_actor::behavior_type network_router(net_router_pointer self,
     [self](peer_connect_failed& f) {
       auto& st = self->state;
       auto it = st.links.find(f.id);
-      if (it == st.links.end() || it->second.address != f.address)
+      if (it == st.links.end() || it->second.address != f.address
+          || it->second.attempt != f.attempt || !it->second.connecting)
         return;
       auto& l = it->second;
       l.connecting = false;

@@ -43,6 +43,15 @@ struct network_config {
   std::chrono::milliseconds reconnect_max{2000};
   /// How long a request to a peer may take (forwarded writes).
   std::chrono::milliseconds request_timeout{5000};
+  /// A connection attempt that has not finished after this long is given
+  /// up (its thread may linger) and a new one may start.
+  std::chrono::milliseconds connect_timeout{5000};
+  /// CAF middleman heartbeats on idle connections, and how long a
+  /// connection may stay silent before CAF closes it (so that a peer that
+  /// vanished without closing its socket is noticed and re-dialled).
+  std::chrono::milliseconds heartbeat_interval{1000};
+  /// See heartbeat_interval.
+  std::chrono::milliseconds connection_timeout{10000};
   /// Largest payload (entries or snapshot bytes) one Raft message may carry;
   /// bigger ones are dropped.
   size_t max_message_bytes = 64 << 20;
