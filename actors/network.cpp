@@ -8,6 +8,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include <fstream>
 #include <map>
 #include <optional>
@@ -22,6 +25,38 @@ namespace {
 bool readable(const std::string& path) {
   std::ifstream in(path);
   return in.good();
+}
+
+/// OpenSSL's reason for the latest failure.
+std::string openssl_reason() {
+  auto code = ERR_get_error();
+  ERR_clear_error();
+  if (code == 0)
+    return "unknown reason";
+  char text[256];
+  ERR_error_string_n(code, text, sizeof text);
+  return text;
+}
+
+/// Loads the TLS files the way CAF will, so that a bad file fails here
+/// with a clear message. (CAF loads them only on the first connection: a
+/// bad key there aborts a running node, or hangs a connecting one.)
+std::string check_tls_files(const std::string& cert, const std::string& key,
+                            const std::string& ca) {
+  std::unique_ptr<SSL_CTX, void (*)(SSL_CTX*)> ctx(SSL_CTX_new(TLS_method()),
+                                                   SSL_CTX_free);
+  if (!ctx)
+    return "cannot create a TLS context: " + openssl_reason();
+  if (SSL_CTX_use_certificate_chain_file(ctx.get(), cert.c_str()) != 1)
+    return "cannot use certificate " + cert + ": " + openssl_reason();
+  if (SSL_CTX_use_PrivateKey_file(ctx.get(), key.c_str(), SSL_FILETYPE_PEM)
+      != 1)
+    return "cannot use private key " + key + ": " + openssl_reason();
+  if (SSL_CTX_check_private_key(ctx.get()) != 1)
+    return "private key " + key + " does not match certificate " + cert;
+  if (SSL_CTX_load_verify_locations(ctx.get(), ca.c_str(), nullptr) != 1)
+    return "cannot use CA file " + ca + ": " + openssl_reason();
+  return {};
 }
 
 } // namespace
@@ -40,6 +75,9 @@ std::string network_config::validate() const {
     for (const auto* f : {&certificate, &private_key, &ca_file})
       if (!readable(*f))
         return "cannot read TLS file " + *f;
+    if (auto why = check_tls_files(certificate, private_key, ca_file);
+        !why.empty())
+      return why;
   }
   if (reconnect_min.count() <= 0 || reconnect_max < reconnect_min)
     return "reconnect backoff must satisfy 0 < min <= max";

@@ -329,27 +329,31 @@ node_actor spawn_node(caf::actor_system& sys, node_config cfg,
 /// Inspects client_write.
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, client_write& x) {
-  return f(caf::meta::type_name("raft_actor::client_write"), x.payload,
+  // (Byte vectors load in bounded chunks: see caf_inspect.hpp.)
+  caf_detail::bytes_field payload{x.payload};
+  return f(caf::meta::type_name("raft_actor::client_write"), payload,
            x.client_id, x.sequence);
 }
 
 /// Inspects write_result.
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, write_result& x) {
-  return f(caf::meta::type_name("raft_actor::write_result"), x.index,
-           x.response);
+  caf_detail::bytes_field response{x.response};
+  return f(caf::meta::type_name("raft_actor::write_result"), x.index, response);
 }
 
 /// Inspects client_read.
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, client_read& x) {
-  return f(caf::meta::type_name("raft_actor::client_read"), x.query, x.mode);
+  caf_detail::bytes_field query{x.query};
+  return f(caf::meta::type_name("raft_actor::client_read"), query, x.mode);
 }
 
 /// Inspects read_result.
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, read_result& x) {
-  return f(caf::meta::type_name("raft_actor::read_result"), x.index, x.answer);
+  caf_detail::bytes_field answer{x.answer};
+  return f(caf::meta::type_name("raft_actor::read_result"), x.index, answer);
 }
 
 /// Inspects admin_initialize.

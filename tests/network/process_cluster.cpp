@@ -152,6 +152,11 @@ std::vector<node_id> process_cluster::ids() const {
   return out;
 }
 
+pid_t process_cluster::pid(node_id id) const {
+  auto it = pids_.find(id);
+  return it == pids_.end() ? 0 : it->second;
+}
+
 std::string process_cluster::address(node_id id) const {
   return "127.0.0.1:" + std::to_string(ports_.at(id - 1));
 }

@@ -58,6 +58,8 @@ public:
   std::string address(node_id id) const;
   /// Node ids.
   std::vector<node_id> ids() const;
+  /// The process of node `id` (0 if not running).
+  pid_t pid(node_id id) const;
 
   /// The client's actor system.
   caf::actor_system& system() { return *sys_; }

@@ -13,6 +13,12 @@
 #include <fstream>
 #include <sstream>
 #include <sys/wait.h>
+#include <thread>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 using namespace raft_actor;
 using namespace raft_actor::test;
@@ -63,6 +69,34 @@ client_system(caf::actor_system_config& cfg,
   return std::make_unique<caf::actor_system>(cfg);
 }
 
+/// Resident memory of process `pid` in KiB (0 if unknown).
+long rss_kb(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmRSS:", 0) == 0)
+      return std::stol(line.substr(6));
+  return 0;
+}
+
+uint16_t port_of(const std::string& address) {
+  return static_cast<uint16_t>(
+    std::stoul(address.substr(address.rfind(':') + 1)));
+}
+
+/// Opens a TCP connection to 127.0.0.1:`port`, writes `bytes`, closes.
+void send_raw(uint16_t port, const std::vector<uint8_t>& bytes) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0)
+    (void)::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+  ::close(fd);
+}
+
 } // namespace
 
 TEST_CASE("tls: members with certificates of the cluster CA form a cluster; "
@@ -97,6 +131,30 @@ TEST_CASE("tls: members with certificates of the cluster CA form a cluster; "
     auto gw = connect_to_node(*sys, c.address(1), false);
     CHECK_FALSE(gw);
   }
+  // Packets that crash or bloat a plain CAF 0.17 middleman (see
+  // docs/network.md): a client handshake with an empty payload, and a
+  // header announcing 1 GiB. Without TLS credentials they never get past
+  // the TLS handshake.
+  auto rss_before = rss_kb(c.pid(1));
+  for (uint32_t len : {0u, 1u << 30}) {
+    std::vector<uint8_t> header(32, 0);
+    header[0] = 1; // client_handshake
+    header[4] = static_cast<uint8_t>(len >> 24);
+    header[5] = static_cast<uint8_t>(len >> 16);
+    header[6] = static_cast<uint8_t>(len >> 8);
+    header[7] = static_cast<uint8_t>(len);
+    send_raw(port_of(c.address(1)), header);
+  }
+  std::this_thread::sleep_for(300ms);
+  std::optional<node_metrics> m;
+  for (int i = 0; i < 20 && !m; ++i) {
+    m = c.metrics(1);
+    if (!m)
+      std::this_thread::sleep_for(100ms);
+  }
+  REQUIRE_MESSAGE(m, "node 1 no longer answers");
+  CHECK(::kill(c.pid(1), 0) == 0); // still running
+  CHECK(rss_kb(c.pid(1)) < rss_before + 100 * 1024);
   // The cluster is unharmed.
   for (uint64_t v = 21; v <= 25; ++v)
     CHECK(c.write(v, all, 10s));
@@ -125,6 +183,23 @@ TEST_CASE("tls: a node refuses to start in TLS mode without certificate, key "
   CHECK(text.str().find("TLS needs a certificate, a private key and the "
                         "cluster CA")
         != std::string::npos);
+
+  // A key that does not belong to the certificate (CAF would abort the
+  // running node at the first connection) is refused at start-up.
+  auto ca = make_ca(dir.path, "ca");
+  auto a = make_leaf(dir.path, ca, "a");
+  auto b = make_leaf(dir.path, ca, "b");
+  pid = start_process({raft_node_binary(), "serve", "--id", "1", "--listen",
+                       addr, "--members", "1=" + addr, "--memory", "--cert",
+                       a.cert, "--key", b.key, "--ca", a.ca},
+                      log);
+  ::waitpid(pid, &status, 0);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 64);
+  std::ifstream mismatch(log);
+  std::stringstream text3;
+  text3 << mismatch.rdbuf();
+  CHECK(text3.str().find("cannot use private key") != std::string::npos);
 
   // Named files that do not exist are refused too.
   pid = start_process({raft_node_binary(), "serve", "--id", "1", "--listen",
