@@ -8,6 +8,7 @@
 //                   (--data DIR | --memory) (--no-tls | --cert F --key F --ca
 //                   F)
 //                   [--election-timeout MIN-MAX] [--heartbeat MS]
+//                   [--max-message-bytes N]
 //   raft-node write  --to HOST:PORT VALUE        [TLS flags]
 //   raft-node read   --to HOST:PORT [--stale]    [TLS flags]
 //   raft-node status --to HOST:PORT              [TLS flags]
@@ -85,7 +86,7 @@ protected:
     "                       (--data DIR | --memory) (--no-tls | "
     "--cert F --key F --ca F)\n"
     "                       [--election-timeout MIN-MAX] "
-    "[--heartbeat MS]\n"
+    "[--heartbeat MS] [--max-message-bytes N]\n"
     "       raft-node write --to HOST:PORT VALUE [TLS flags]\n"
     "       raft-node read --to HOST:PORT [--stale] [TLS flags]\n"
     "       raft-node status --to HOST:PORT [TLS flags]\n"
@@ -147,6 +148,8 @@ network_config network_from(const flags& f, const std::string& listen) {
   network_config net;
   net.listen = listen;
   net.tls = !f.has("no-tls");
+  if (f.has("max-message-bytes"))
+    net.max_message_bytes = f.number("max-message-bytes", 0);
   if (net.tls) {
     net.certificate = f.has("cert") ? f.get("cert") : "";
     net.private_key = f.has("key") ? f.get("key") : "";

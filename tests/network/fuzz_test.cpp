@@ -180,3 +180,53 @@ TEST_CASE("fuzz: random bytes and mutated Raft messages on a node's port "
   for (uint64_t v = 1; v <= 20; ++v)
     CHECK(std::find(j->begin(), j->end(), v) != j->end());
 }
+
+TEST_CASE("gateway: oversize messages, other clusters and strangers are "
+          "dropped before the node sees them") {
+  process_cluster c(3, {}, {"--max-message-bytes", "1000"});
+  auto ids = c.ids();
+  std::set<node_id> all(ids.begin(), ids.end());
+  auto leader = c.find_leader(all, 10s);
+  REQUIRE(leader != no_node);
+  auto target = leader == 1 ? node_id{2} : node_id{1};
+  std::optional<node_metrics> before;
+  for (int i = 0; i < 50 && !(before && before->leader == leader); ++i) {
+    before = c.metrics(target);
+    std::this_thread::sleep_for(20ms);
+  }
+  REQUIRE(before);
+  REQUIRE(before->leader == leader);
+  auto gw = c.gateway(target);
+  REQUIRE(gw);
+  caf::scoped_actor self{c.system()};
+  // An AppendEntries of a much higher term makes a follower adopt that term
+  // if it reaches the node.
+  auto append = [&](uint64_t cluster, node_id from, size_t payload) {
+    append_entries_request r;
+    r.header = {cluster, protocol_version, from, target};
+    r.term = before->term + 50;
+    r.prev_log = {0, 0};
+    log_entry e;
+    e.id = {r.term, 1};
+    e.payload.assign(payload, 0xee);
+    r.entries.push_back(e);
+    return r;
+  };
+  self->send(*gw, append(4712, leader, 10));   // another cluster
+  self->send(*gw, append(4711, 99, 10));       // a stranger
+  self->send(*gw, append(4711, leader, 2000)); // over the 1000-byte limit
+  std::this_thread::sleep_for(300ms);
+  auto after = c.metrics(target);
+  REQUIRE(after);
+  CHECK(after->term == before->term);
+  // The same request, small and from a member, does reach the node (so the
+  // checks above are what stopped the others).
+  self->send(*gw, append(4711, leader, 10));
+  bool reached = false;
+  for (int i = 0; i < 20 && !reached; ++i) {
+    std::this_thread::sleep_for(50ms);
+    auto m = c.metrics(target);
+    reached = m && m->term >= before->term + 50;
+  }
+  CHECK(reached);
+}

@@ -118,8 +118,10 @@ std::vector<uint8_t> encode_value(uint64_t v) {
 
 } // namespace
 
-process_cluster::process_cluster(size_t nodes, std::map<node_id, tls_files> tls)
-    : n_(nodes), ports_(free_ports(nodes)), tls_(std::move(tls)) {
+process_cluster::process_cluster(size_t nodes, std::map<node_id, tls_files> tls,
+                                 std::vector<std::string> extra_flags)
+    : n_(nodes), ports_(free_ports(nodes)), tls_(std::move(tls)),
+      extra_flags_(std::move(extra_flags)) {
   network_config net;
   net.tls = !tls_.empty();
   if (net.tls) {
@@ -183,6 +185,7 @@ void process_cluster::start(node_id id) {
                                    "150-300",
                                    "--heartbeat",
                                    "40"};
+  argv.insert(argv.end(), extra_flags_.begin(), extra_flags_.end());
   if (tls_.empty()) {
     argv.push_back("--no-tls");
   } else {

@@ -46,7 +46,8 @@ public:
     std::string cert, key, ca;
   };
 
-  process_cluster(size_t nodes, std::map<node_id, tls_files> tls = {});
+  process_cluster(size_t nodes, std::map<node_id, tls_files> tls = {},
+                  std::vector<std::string> extra_flags = {});
   ~process_cluster();
 
   /// Starts (or restarts) node `id` with its data directory; waits until it
@@ -94,6 +95,7 @@ private:
   scratch_dir dir_;
   std::vector<uint16_t> ports_;
   std::map<node_id, tls_files> tls_;
+  std::vector<std::string> extra_flags_;
   std::map<node_id, pid_t> pids_;
   std::map<node_id, gateway_actor> gateways_;
   std::unique_ptr<caf::actor_system_config> cfg_;
