@@ -23,31 +23,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-/// Opens a TCP connection to 127.0.0.1:`port`, writes `bytes`, closes.
-void send_raw(uint16_t port, const std::vector<uint8_t>& bytes) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(port);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
-    size_t off = 0;
-    while (off < bytes.size()) {
-      auto n = ::send(fd, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
-      if (n <= 0)
-        break;
-      off += static_cast<size_t>(n);
-    }
-  }
-  ::close(fd);
-}
-
-uint16_t port_of(const std::string& address) {
-  return static_cast<uint16_t>(
-    std::stoul(address.substr(address.rfind(':') + 1)));
-}
-
 /// A random but well-typed Raft message for node `to`.
 raft_message random_message(std::mt19937_64& rng, node_id to,
                             uint64_t cluster) {

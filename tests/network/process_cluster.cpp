@@ -89,6 +89,31 @@ pid_t start_process(const std::vector<std::string>& argv,
   return pid;
 }
 
+void send_raw(uint16_t port, const std::vector<uint8_t>& bytes) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0)
+    throw std::runtime_error("socket() failed");
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+    size_t off = 0;
+    while (off < bytes.size()) {
+      auto n = ::send(fd, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+      if (n <= 0)
+        break;
+      off += static_cast<size_t>(n);
+    }
+  }
+  ::close(fd);
+}
+
+uint16_t port_of(const std::string& address) {
+  return static_cast<uint16_t>(
+    std::stoul(address.substr(address.rfind(':') + 1)));
+}
+
 bool wait_for_text(const std::string& log, const std::string& text,
                    std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;

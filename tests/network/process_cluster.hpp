@@ -34,6 +34,12 @@ std::vector<uint16_t> free_ports(size_t n);
 pid_t start_process(const std::vector<std::string>& argv,
                     const std::string& log);
 
+/// Opens a TCP connection to 127.0.0.1:`port`, writes `bytes`, closes.
+void send_raw(uint16_t port, const std::vector<uint8_t>& bytes);
+
+/// The port of "host:port".
+uint16_t port_of(const std::string& address);
+
 /// Waits until `log` contains `text` (or `timeout` passes).
 bool wait_for_text(const std::string& log, const std::string& text,
                    std::chrono::milliseconds timeout);

@@ -79,24 +79,6 @@ long rss_kb(pid_t pid) {
   return 0;
 }
 
-uint16_t port_of(const std::string& address) {
-  return static_cast<uint16_t>(
-    std::stoul(address.substr(address.rfind(':') + 1)));
-}
-
-/// Opens a TCP connection to 127.0.0.1:`port`, writes `bytes`, closes.
-void send_raw(uint16_t port, const std::vector<uint8_t>& bytes) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(port);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0)
-    (void)::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-  ::close(fd);
-}
-
 } // namespace
 
 TEST_CASE("tls: members with certificates of the cluster CA form a cluster; "
