@@ -109,3 +109,37 @@ TEST_CASE("network: 5 node processes survive a SIGKILLed and restarted "
           "leader and a SIGSTOPped follower, losing no acknowledged write") {
   crash_pause_and_recover(5, 30);
 }
+
+TEST_CASE("network: a node started empty is added as a learner by a leader "
+          "it does not know, catches up, and is promoted to voter") {
+  process_cluster c(3, {}, {}, 1); // node 4 is a spare
+  auto ids = c.ids();
+  std::set<node_id> all(ids.begin(), ids.end());
+  REQUIRE(c.find_leader(all, 10s) != no_node);
+  std::vector<uint64_t> acked;
+  for (uint64_t v = 1; v <= 30; ++v)
+    if (c.write(v, all, 10s))
+      acked.push_back(v);
+  REQUIRE(acked.size() == 30);
+
+  c.start(4);
+  auto leader = c.find_leader(all, 10s);
+  auto gw = c.gateway(leader);
+  REQUIRE(gw);
+  caf::scoped_actor self{c.system()};
+  caf::error err;
+  self->request(*gw, 20s, admin_add_learner{4, c.address(4), true})
+    .receive([](admin_done) {}, [&](caf::error& e) { err = e; });
+  REQUIRE_MESSAGE(!err, c.system().render(err));
+  self->request(*gw, 20s, admin_change_membership{{1, 2, 3, 4}})
+    .receive([](admin_done) {}, [&](caf::error& e) { err = e; });
+  REQUIRE_MESSAGE(!err, c.system().render(err));
+  auto m = c.metrics(4);
+  REQUIRE(m);
+  CHECK(m->config.voters.count(4) == 1);
+  std::set<node_id> four{1, 2, 3, 4};
+  for (uint64_t v = 31; v <= 40; ++v)
+    if (c.write(v, four, 10s))
+      acked.push_back(v);
+  check_all_present(c, four, acked);
+}

@@ -144,8 +144,9 @@ std::vector<uint8_t> encode_value(uint64_t v) {
 } // namespace
 
 process_cluster::process_cluster(size_t nodes, std::map<node_id, tls_files> tls,
-                                 std::vector<std::string> extra_flags)
-    : n_(nodes), ports_(free_ports(nodes)), tls_(std::move(tls)),
+                                 std::vector<std::string> extra_flags,
+                                 size_t spares)
+    : n_(nodes), ports_(free_ports(nodes + spares)), tls_(std::move(tls)),
       extra_flags_(std::move(extra_flags)) {
   network_config net;
   net.tls = !tls_.empty();
@@ -189,10 +190,16 @@ std::string process_cluster::address(node_id id) const {
 }
 
 void process_cluster::start(node_id id) {
+  // Founders know each other and form the cluster; a spare knows only
+  // itself and waits to be added.
+  bool spare = id > n_;
   std::string members;
-  for (auto m : ids())
-    members
-      += (members.empty() ? "" : ",") + std::to_string(m) + "=" + address(m);
+  if (spare)
+    members = std::to_string(id) + "=" + address(id);
+  else
+    for (auto m : ids())
+      members
+        += (members.empty() ? "" : ",") + std::to_string(m) + "=" + address(m);
   std::vector<std::string> argv = {raft_node_binary(),
                                    "serve",
                                    "--id",
@@ -203,13 +210,14 @@ void process_cluster::start(node_id id) {
                                    address(id),
                                    "--members",
                                    members,
-                                   "--init",
                                    "--data",
                                    dir_.path + "/node" + std::to_string(id),
                                    "--election-timeout",
                                    "150-300",
                                    "--heartbeat",
                                    "40"};
+  if (!spare)
+    argv.push_back("--init");
   argv.insert(argv.end(), extra_flags_.begin(), extra_flags_.end());
   if (tls_.empty()) {
     argv.push_back("--no-tls");

@@ -52,8 +52,11 @@ public:
     std::string cert, key, ca;
   };
 
+  /// Starts `nodes` founding members (ids 1..nodes, initialised together);
+  /// `spares` more ids get ports and can be started with start(), knowing
+  /// only themselves, to be added later.
   process_cluster(size_t nodes, std::map<node_id, tls_files> tls = {},
-                  std::vector<std::string> extra_flags = {});
+                  std::vector<std::string> extra_flags = {}, size_t spares = 0);
   ~process_cluster();
 
   /// Starts (or restarts) node `id` with its data directory; waits until it
@@ -63,7 +66,7 @@ public:
   void signal(node_id id, int sig);
   /// The node's address.
   std::string address(node_id id) const;
-  /// Node ids.
+  /// The founding members' ids.
   std::vector<node_id> ids() const;
   /// The process of node `id` (0 if not running).
   pid_t pid(node_id id) const;
