@@ -8,7 +8,7 @@
 //                   (--data DIR | --memory) (--no-tls | --cert F --key F --ca
 //                   F)
 //                   [--election-timeout MIN-MAX] [--heartbeat MS]
-//                   [--max-message-bytes N]
+//                   [--max-message-bytes N] [--max-messages-per-second N]
 //   raft-node write  --to HOST:PORT VALUE        [TLS flags]
 //   raft-node read   --to HOST:PORT [--stale]    [TLS flags]
 //   raft-node status --to HOST:PORT              [TLS flags]
@@ -87,6 +87,7 @@ protected:
     "--cert F --key F --ca F)\n"
     "                       [--election-timeout MIN-MAX] "
     "[--heartbeat MS] [--max-message-bytes N]\n"
+    "                       [--max-messages-per-second N]\n"
     "       raft-node write --to HOST:PORT VALUE [TLS flags]\n"
     "       raft-node read --to HOST:PORT [--stale] [TLS flags]\n"
     "       raft-node status --to HOST:PORT [TLS flags]\n"
@@ -150,6 +151,9 @@ network_config network_from(const flags& f, const std::string& listen) {
   net.tls = !f.has("no-tls");
   if (f.has("max-message-bytes"))
     net.max_message_bytes = f.number("max-message-bytes", 0);
+  if (f.has("max-messages-per-second"))
+    net.max_messages_per_second
+      = static_cast<uint32_t>(f.number("max-messages-per-second", 0));
   if (net.tls) {
     net.certificate = f.has("cert") ? f.get("cert") : "";
     net.private_key = f.has("key") ? f.get("key") : "";

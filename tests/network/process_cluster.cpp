@@ -180,6 +180,10 @@ std::vector<node_id> process_cluster::ids() const {
   return out;
 }
 
+std::string process_cluster::log_path(node_id id) const {
+  return dir_.path + "/node" + std::to_string(id) + ".log";
+}
+
 pid_t process_cluster::pid(node_id id) const {
   auto it = pids_.find(id);
   return it == pids_.end() ? 0 : it->second;
@@ -231,7 +235,7 @@ void process_cluster::start(node_id id) {
       argv.push_back(kv.second);
     }
   }
-  auto log = dir_.path + "/node" + std::to_string(id) + ".log";
+  auto log = log_path(id);
   // A restarted node must not be mistaken for ready by its old log lines.
   std::ofstream(log, std::ios::app) << "--- start ---\n";
   std::ifstream in(log);

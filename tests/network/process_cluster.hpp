@@ -68,6 +68,8 @@ public:
   std::string address(node_id id) const;
   /// The founding members' ids.
   std::vector<node_id> ids() const;
+  /// Node `id`'s log file.
+  std::string log_path(node_id id) const;
   /// The process of node `id` (0 if not running).
   pid_t pid(node_id id) const;
 
