@@ -205,3 +205,29 @@ TEST_CASE("gateway: oversize messages, other clusters and strangers are "
   }
   CHECK(reached);
 }
+
+TEST_CASE("gateway: a flooding sender is throttled and the cluster goes on "
+          "committing") {
+  process_cluster c(3, {}, {"--max-messages-per-second", "3000"});
+  auto ids = c.ids();
+  std::set<node_id> all(ids.begin(), ids.end());
+  auto leader = c.find_leader(all, 10s);
+  REQUIRE(leader != no_node);
+  auto target = leader == 1 ? node_id{2} : node_id{1};
+  scratch_dir dir;
+  auto log = dir.path + "/flooder.log";
+  auto flooder
+    = start_process({FLOODER_BIN, c.address(target), "4711",
+                     std::to_string(leader), std::to_string(target), "4"},
+                    log);
+  std::this_thread::sleep_for(500ms);
+  uint64_t acked = 0;
+  for (uint64_t v = 1; v <= 50; ++v)
+    acked += c.write(v, all, 10s);
+  int status = 0;
+  ::waitpid(flooder, &status, 0);
+  CHECK(acked == 50);
+  CHECK(wait_for_text(log, "sent", 1s));
+  CHECK(wait_for_text(c.log_path(target), "messages per second", 2s));
+  CHECK(c.metrics(target));
+}
