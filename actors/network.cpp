@@ -469,6 +469,26 @@ struct net_router_state {
 
 using net_router_pointer = net_router_actor::stateful_pointer<net_router_state>;
 
+/// The actor that makes connections: the middleman's, or OpenSSL's.
+caf::io::middleman_actor manager_of(caf::actor_system& sys, bool tls) {
+  return tls ? sys.openssl_manager().actor_handle()
+             : sys.middleman().actor_handle();
+}
+
+/// Empty if `ptr` with interface `ifs` is a raft-actor gateway (as
+/// remote_actor would check), else why not.
+std::string check_gateway(caf::actor_system& sys,
+                          const caf::strong_actor_ptr& ptr,
+                          const std::set<std::string>& ifs) {
+  if (!ptr)
+    return "no actor is published there";
+  auto expected = sys.message_types(caf::detail::type_list<gateway_actor>{});
+  if (ifs != expected)
+    return "the actor published there is not a raft-actor gateway of this "
+           "version";
+  return {};
+}
+
 /// How long a node waits for a peer with a lower id to dial it.
 constexpr auto dial_grace = std::chrono::seconds(1);
 
@@ -505,31 +525,36 @@ void maybe_connect(net_router_pointer self, node_id id) {
   l.connecting = true;
   l.attempt_started = now;
   auto attempt = ++l.attempt;
-  // remote_actor blocks (handshake, TLS): never on a scheduler thread.
-  self->spawn<caf::detached>(
-    [](caf::event_based_actor* worker, net_router_actor router, node_id id,
-       std::string address, bool tls, uint64_t attempt) {
-      std::string host;
-      uint16_t port = 0;
-      if (!split_address(address, host, port)) {
-        caf::anon_send(router, peer_connect_failed{
-                                 id, address, "malformed address", attempt});
-        return;
-      }
-      auto& sys = worker->system();
-      auto res = tls
-                   ? caf::openssl::remote_actor<gateway_actor>(sys, host, port)
-                   : sys.middleman().remote_actor<gateway_actor>(host, port);
-      if (res)
-        caf::anon_send(
-          router, peer_connected{id, address, std::move(*res), false, attempt});
-      else
-        caf::anon_send(
-          router,
-          peer_connect_failed{id, address, sys.render(res.error()), attempt});
-    },
-    caf::actor_cast<net_router_actor>(self), id, l.address, st.net.tls,
-    attempt);
+  // Ask the middleman (or, with TLS, OpenSSL's manager) asynchronously and
+  // with a timeout: a blocking remote_actor could hang on a silent peer.
+  auto router = caf::actor_cast<net_router_actor>(self);
+  auto address = l.address;
+  std::string host;
+  uint16_t port = 0;
+  if (!split_address(address, host, port)) {
+    self->send(router,
+               peer_connect_failed{id, address, "malformed address", attempt});
+    return;
+  }
+  self
+    ->request(manager_of(self->system(), st.net.tls), st.net.connect_timeout,
+              caf::connect_atom::value, host, port)
+    .then(
+      [self, router, id, address, attempt](const caf::node_id&,
+                                           caf::strong_actor_ptr& ptr,
+                                           std::set<std::string>& ifs) {
+        auto why = check_gateway(self->system(), ptr, ifs);
+        if (!why.empty())
+          self->send(router, peer_connect_failed{id, address, why, attempt});
+        else
+          self->send(router, peer_connected{id, address,
+                                            caf::actor_cast<gateway_actor>(ptr),
+                                            false, attempt});
+      },
+      [self, router, id, address, attempt](caf::error& e) {
+        self->send(router, peer_connect_failed{
+                             id, address, self->system().render(e), attempt});
+      });
 }
 
 /// Sends a Raft message to its peer's gateway; false if not connected.
@@ -733,15 +758,30 @@ network_node spawn_network_node(caf::actor_system& sys, node_config cfg,
 }
 
 caf::expected<gateway_actor>
-connect_to_node(caf::actor_system& sys, const std::string& address, bool tls) {
+connect_to_node(caf::actor_system& sys, const std::string& address, bool tls,
+                std::chrono::milliseconds timeout) {
   std::string host;
   uint16_t port = 0;
   if (!split_address(address, host, port))
     return make_error(raft_error::invalid_argument,
                       "address \"" + address + "\" is not host:port");
-  if (tls)
-    return caf::openssl::remote_actor<gateway_actor>(sys, host, port);
-  return sys.middleman().remote_actor<gateway_actor>(host, port);
+  caf::expected<gateway_actor> result{caf::sec::request_timeout};
+  caf::scoped_actor self{sys};
+  self
+    ->request(manager_of(sys, tls), timeout, caf::connect_atom::value, host,
+              port)
+    .receive(
+      [&](const caf::node_id&, caf::strong_actor_ptr& ptr,
+          std::set<std::string>& ifs) {
+        auto why = check_gateway(sys, ptr, ifs);
+        if (why.empty())
+          result = caf::actor_cast<gateway_actor>(ptr);
+        else
+          result
+            = make_error(raft_error::invalid_argument, address + ": " + why);
+      },
+      [&](caf::error& e) { result = std::move(e); });
+  return result;
 }
 
 } // namespace raft_actor

@@ -125,10 +125,12 @@ network_node spawn_network_node(caf::actor_system& sys, node_config cfg,
                                 std::shared_ptr<log_store> log,
                                 std::shared_ptr<snapshot_store> snapshots);
 
-/// Connects to the gateway of a node at "host:port" (blocking; TLS per the
-/// actor system's configuration). For clients and admin tools.
+/// Connects to the gateway of a node at "host:port" (blocking, at most
+/// `timeout`; TLS per the actor system's configuration). For clients and
+/// admin tools.
 caf::expected<gateway_actor>
-connect_to_node(caf::actor_system& sys, const std::string& address, bool tls);
+connect_to_node(caf::actor_system& sys, const std::string& address, bool tls,
+                std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
 /// Splits "host:port"; false if malformed.
 bool split_address(const std::string& address, std::string& host,

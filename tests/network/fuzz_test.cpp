@@ -231,3 +231,27 @@ TEST_CASE("gateway: a flooding sender is throttled and the cluster goes on "
   CHECK(wait_for_text(c.log_path(target), "messages per second", 2s));
   CHECK(c.metrics(target));
 }
+
+TEST_CASE("network: connecting to an address that never answers gives up at "
+          "the timeout, and other connections still work") {
+  process_cluster c(1);
+  // A socket that listens but never speaks (the kernel completes the TCP
+  // handshake; the BASP handshake never comes).
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  REQUIRE(::listen(fd, 8) == 0);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  auto silent = "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+  auto start = std::chrono::steady_clock::now();
+  auto gw = connect_to_node(c.system(), silent, false, 500ms);
+  auto took = std::chrono::steady_clock::now() - start;
+  CHECK_FALSE(gw);
+  CHECK(took < 3s);
+  CHECK(c.metrics(1)); // a real node is reached as before
+  ::close(fd);
+}
