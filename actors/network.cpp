@@ -341,9 +341,12 @@ gateway_impl_actor::behavior_type gateway(gateway_pointer self, node_actor node,
            caf::message_view& x) -> caf::result<caf::message> {
       auto& st = self->state;
       ++st.dropped;
+      // (Cut short: the content may be huge.)
+      auto text = caf::to_string(x.content());
+      if (text.size() > 200)
+        text = text.substr(0, 200) + "...";
       st.warnings.warn(self->clock().now(), "unexpected", st.self_id, st.term,
-                       "dropping an unexpected message: "
-                         + caf::to_string(x.content()));
+                       "dropping an unexpected message: " + text);
       return caf::sec::unexpected_message;
     });
   auto node_of = [self] { return self->state.node; };
