@@ -112,8 +112,15 @@ bool split_address(const std::string& address, std::string& host,
   return true;
 }
 
+namespace detail {
+bool openssl_guard_installed(); // openssl_guard.cpp
+} // namespace detail
+
 void configure_network(caf::actor_system_config& cfg,
                        const network_config& net) {
+  // Links the OpenSSL error-queue guard into every networked program.
+  if (!detail::openssl_guard_installed())
+    throw std::logic_error("the OpenSSL guard is missing");
   if (auto why = net.validate(); !why.empty())
     throw std::invalid_argument("invalid network_config: " + why);
   cfg.load<caf::io::middleman>();
