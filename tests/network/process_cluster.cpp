@@ -114,14 +114,18 @@ uint16_t port_of(const std::string& address) {
     std::stoul(address.substr(address.rfind(':') + 1)));
 }
 
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
 bool wait_for_text(const std::string& log, const std::string& text,
                    std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
-    std::ifstream in(log);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    if (ss.str().find(text) != std::string::npos)
+    if (read_text(log).find(text) != std::string::npos)
       return true;
     std::this_thread::sleep_for(20ms);
   }

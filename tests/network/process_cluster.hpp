@@ -40,6 +40,9 @@ void send_raw(uint16_t port, const std::vector<uint8_t>& bytes);
 /// The port of "host:port".
 uint16_t port_of(const std::string& address);
 
+/// The whole content of the file at `path` (empty if it cannot be read).
+std::string read_text(const std::string& path);
+
 /// Waits until `log` contains `text` (or `timeout` passes).
 bool wait_for_text(const std::string& log, const std::string& text,
                    std::chrono::milliseconds timeout);
