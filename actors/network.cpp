@@ -2,9 +2,10 @@
 
 #include "messages/caf_types.hpp"
 
+#include "actors/io_loop.hpp"
+#include "actors/wire.hpp"
+
 #include <caf/all.hpp>
-#include <caf/io/all.hpp>
-#include <caf/openssl/all.hpp>
 
 #include <spdlog/spdlog.h>
 
@@ -15,6 +16,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <thread>
 
 namespace raft_actor {
 
@@ -112,104 +114,128 @@ bool split_address(const std::string& address, std::string& host,
   return true;
 }
 
-namespace detail {
-bool openssl_guard_installed(); // openssl_guard.cpp
-} // namespace detail
-
 void configure_network(caf::actor_system_config& cfg,
                        const network_config& net) {
-  // Links the OpenSSL error-queue guard into every networked program.
-  if (!detail::openssl_guard_installed())
-    throw std::logic_error("the OpenSSL guard is missing");
   if (auto why = net.validate(); !why.empty())
     throw std::invalid_argument("invalid network_config: " + why);
-  cfg.load<caf::io::middleman>();
-  cfg.set("middleman.heartbeat-interval",
-          caf::timespan{net.heartbeat_interval});
-  cfg.set("middleman.connection-timeout",
-          caf::timespan{net.connection_timeout});
-  if (net.tls) {
-    cfg.load<caf::openssl::manager>();
-    cfg.openssl_certificate = net.certificate;
-    cfg.openssl_key = net.private_key;
-    cfg.openssl_cafile = net.ca_file;
-  }
   add_message_types(cfg);
   add_node_types(cfg);
-  cfg.add_message_type<peer_directory>("raft_actor::peer_directory");
-  cfg.add_message_type<gateway_hello>("raft_actor::gateway_hello");
 }
+
+} // namespace raft_actor
+
+// -- connection events --------------------------------------------------------
+
+namespace raft_actor::detail {
+
+/// A connection is usable (for an outbound one: connected; the peer's hello
+/// has yet to come).
+struct conn_opened {
+  net::conn_id conn = 0;
+  std::string peer;
+};
+
+/// A frame arrived.
+struct conn_frame {
+  net::conn_id conn = 0;
+  std::vector<uint8_t> body;
+};
+
+/// A connection is gone (or never opened).
+struct conn_closed {
+  net::conn_id conn = 0;
+  std::string why;
+};
+
+} // namespace raft_actor::detail
+
+// (Local only: the io_loop's thread hands them to actors of this process.)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(raft_actor::detail::conn_opened)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(raft_actor::detail::conn_frame)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(raft_actor::detail::conn_closed)
+
+namespace raft_actor {
 
 namespace {
 
-// -- internal messages --------------------------------------------------------
+using detail::conn_closed;
+using detail::conn_frame;
+using detail::conn_opened;
 
-/// A connection attempt to a peer's gateway succeeded.
-struct peer_connected {
-  node_id id = no_node;
-  std::string address;
-  gateway_actor handle;
-  /// True if the peer dialled us (its gateway_hello), false if we dialled.
-  bool inbound = false;
-  /// Our attempt's number (outbound only).
-  uint64_t attempt = 0;
+/// Passes a connection's events to an actor, and sends our hello first
+/// thing. Holds the actor weakly: events for an actor that is gone are
+/// dropped.
+class forward_handler : public net::conn_handler {
+public:
+  forward_handler(caf::actor_addr target, net::io_loop* loop,
+                  std::vector<uint8_t> hello)
+      : target_(std::move(target)), loop_(loop), hello_(std::move(hello)) {}
+
+  void on_open(net::conn_id id, const std::string& peer) override {
+    loop_->send(id, hello_);
+    tell(conn_opened{id, peer});
+  }
+
+  void on_frame(net::conn_id id, std::vector<uint8_t> body) override {
+    if (!tell(conn_frame{id, std::move(body)}))
+      loop_->close(id, "the local endpoint stopped");
+  }
+
+  void on_close(net::conn_id id, const std::string& why) override {
+    tell(conn_closed{id, why});
+  }
+
+private:
+  template <class T>
+  bool tell(T&& x) {
+    auto a = caf::actor_cast<caf::actor>(target_);
+    if (!a)
+      return false;
+    caf::anon_send(a, std::forward<T>(x));
+    return true;
+  }
+
+  caf::actor_addr target_;
+  net::io_loop* loop_;
+  std::vector<uint8_t> hello_;
 };
 
-/// A connection attempt failed.
-struct peer_connect_failed {
-  node_id id = no_node;
-  std::string address;
-  std::string why;
-  uint64_t attempt = 0;
-};
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, peer_connected& x) {
-  return f(caf::meta::type_name("raft_actor::peer_connected"), x.id, x.address,
-           x.handle, x.inbound, x.attempt);
+/// A loop that may be released anywhere: the last reference to it can be
+/// dropped on its own thread (a handler's short-lived handle to an actor
+/// that nobody else holds any more ends the actor, and with it the
+/// state that owns the loop); a loop cannot join itself, so it is then
+/// destroyed on a thread of its own.
+std::shared_ptr<net::io_loop> make_loop(const net::io_limits& limits,
+                                        const net::tls_settings& tls) {
+  return std::shared_ptr<net::io_loop>(
+    new net::io_loop(limits, tls), [](net::io_loop* l) {
+      if (l->in_loop_thread())
+        std::thread([l] { delete l; }).detach();
+      else
+        delete l;
+    });
 }
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, peer_connect_failed& x) {
-  return f(caf::meta::type_name("raft_actor::peer_connect_failed"), x.id,
-           x.address, x.why, x.attempt);
+/// The io_loop settings that `net` implies.
+net::io_limits limits_of(const network_config& net) {
+  net::io_limits l;
+  l.max_frame_bytes = net.max_message_bytes + wire::frame_overhead;
+  l.max_unreleased_bytes = 2 * l.max_frame_bytes;
+  l.max_queued_bytes = 4 * l.max_frame_bytes;
+  l.connect_timeout = net.connect_timeout;
+  l.handshake_timeout = net.connect_timeout;
+  l.ping_interval = net.heartbeat_interval;
+  l.idle_timeout = net.connection_timeout;
+  return l;
 }
 
-/// The gateway's full interface: the published one plus the directory its
-/// router passes on.
-using gateway_impl_actor
-  = gateway_actor::extend<caf::reacts_to<peer_directory>>;
-
-/// Tells the router its gateway (spawned after the node, which needs the
-/// router first).
-struct attach_gateway {
-  gateway_impl_actor gateway;
-};
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, attach_gateway& x) {
-  return f(caf::meta::type_name("raft_actor::attach_gateway"), x.gateway);
+net::tls_settings tls_of(const network_config& net) {
+  return {net.tls, net.certificate, net.private_key, net.ca_file};
 }
-
-/// Tells the router which node it serves: it stops with it.
-struct watch_node {
-  node_actor node;
-};
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, watch_node& x) {
-  return f(caf::meta::type_name("raft_actor::watch_node"), x.node);
-}
-
-/// The network router's full interface.
-using net_router_actor = router_actor::extend<
-  caf::reacts_to<peer_connected>, caf::reacts_to<peer_connect_failed>,
-  caf::reacts_to<attach_gateway>, caf::reacts_to<watch_node>>;
 
 /// At most one warning per second per kind; counts what it swallowed.
 class warn_limiter {
 public:
-  template <class... Ts>
   void warn(caf::actor_clock::time_point now, const std::string& kind,
             node_id self, term_t term, const std::string& text) {
     auto& w = by_kind_[kind];
@@ -233,476 +259,739 @@ private:
   std::map<std::string, entry> by_kind_;
 };
 
-// -- the gateway --------------------------------------------------------------
-
-/// A token bucket per sender (flood control).
+/// A token bucket (flood control per connection).
 struct bucket {
   double tokens = 0;
   caf::actor_clock::time_point refilled{};
+
+  /// Takes a token if there is one, refilling at `rate` per second (up to
+  /// one second's worth).
+  bool take(caf::actor_clock::time_point now, double rate) {
+    auto elapsed = std::chrono::duration<double>(now - refilled).count();
+    tokens = std::min(rate, tokens + elapsed * rate);
+    refilled = now;
+    if (tokens < 1)
+      return false;
+    tokens -= 1;
+    return true;
+  }
 };
 
-struct gateway_state {
-  node_actor node;
-  /// The node's router: told of peers that dial in.
-  net_router_actor router;
-  node_id self_id = no_node;
-  uint64_t cluster_id = 0;
-  network_config net;
-  /// The port the gateway is published on (0 until known).
-  uint16_t port = 0;
-  /// Members by the latest directory; empty while this node knows no
-  /// configuration (then it accepts any sender of its cluster, e.g. the
-  /// leader adding it as a learner).
-  std::set<node_id> members;
-  std::map<caf::actor_addr, bucket> buckets;
-  /// Highest term seen in accepted messages (for log lines).
-  term_t term = 0;
-  warn_limiter warnings;
-  uint64_t dropped = 0;
-  static inline const char* name = "raft_gateway";
-};
-
-using gateway_pointer = gateway_impl_actor::stateful_pointer<gateway_state>;
-
+/// The largest payload a Raft message carries.
 size_t payload_size(const raft_message& m) {
-  if (auto* a = std::get_if<append_entries_request>(&m)) {
+  if (auto a = std::get_if<append_entries_request>(&m)) {
     size_t n = 0;
     for (const auto& e : a->entries)
       n += e.payload.size();
     return n;
   }
-  if (auto* s = std::get_if<install_snapshot_request>(&m))
+  if (auto s = std::get_if<install_snapshot_request>(&m))
     return s->data.size();
   return 0;
 }
 
-/// Checks a Raft message from the network and passes it to the node.
-void on_rpc(gateway_pointer self, raft_message m) {
+/// How a request kind fails when its connection is lost: a write may
+/// have been appended, so its outcome is unknown.
+caf::error connection_lost(const std::string& why) {
+  return make_error(raft_error::unknown_outcome,
+                    "the connection closed before the answer came (" + why
+                      + ")");
+}
+
+/// Turns a decoded response into what a typed promise delivers.
+template <class Result>
+void deliver(caf::typed_response_promise<Result>& rp, wire::response& r) {
+  if (auto e = std::get_if<wire::error_reply>(&r))
+    rp.deliver(wire::from_reply(*e));
+  else if (auto x = std::get_if<Result>(&r))
+    rp.deliver(std::move(*x));
+  else
+    rp.deliver(make_error(raft_error::invalid_argument,
+                          "the node answered with an unexpected type"));
+}
+
+/// A request waiting for its response frame.
+struct pending_request {
+  net::conn_id conn = 0;
+  std::function<void(wire::response&)> done;
+};
+
+// -- the node's network actor -------------------------------------------------
+
+/// Forwards node_metrics to a connection subscribed to them.
+using metrics_forwarder_actor = metrics_listener_actor;
+
+metrics_forwarder_actor::behavior_type
+metrics_forwarder(metrics_forwarder_actor::pointer self,
+                  std::shared_ptr<net::io_loop> loop, net::conn_id conn) {
+  return {
+    [self, loop, conn](node_metrics& m) {
+      if (!loop->send(conn, wire::encode(wire::frame{std::move(m)})))
+        self->quit(); // the connection is gone (or hopelessly behind)
+    },
+  };
+}
+
+/// Everything the network actor knows about one connection.
+struct conn_info {
+  /// "host:port" of the other end (once open).
+  std::string peer;
+  /// We dialled it, to reach node `dialled`.
+  bool outbound = false;
+  node_id dialled = no_node;
+  /// The other end's hello has come: it is node `from` (0: a client).
+  bool greeted = false;
+  node_id from = no_node;
+  /// Flood control.
+  bucket tokens;
+  /// Its metrics subscription, if any.
+  metrics_forwarder_actor metrics;
+};
+
+/// What the network actor knows about one peer.
+struct peer_link {
+  std::string address;
+  /// The connection we dialled (0: none) and whether its hello has come.
+  net::conn_id out = 0;
+  bool out_ready = false;
+  /// The latest connection the peer dialled (0: none): used when ours is
+  /// not ready, e.g. by a learner that does not know the leader's address.
+  net::conn_id in = 0;
+  /// Capped exponential backoff after failed attempts.
+  caf::timespan backoff{0};
+  caf::actor_clock::time_point retry_at{};
+};
+
+struct network_state {
+  node_id self_id = no_node;
+  uint64_t cluster_id = 0;
+  network_config net;
+  std::shared_ptr<net::io_loop> loop;
+  std::vector<uint8_t> hello;
+  node_actor node;
+  term_t term = 0;
+  std::set<node_id> members;
+  std::map<net::conn_id, conn_info> conns;
+  std::map<node_id, peer_link> links;
+  uint64_t next_request = 0;
+  std::map<uint64_t, pending_request> pending;
+  warn_limiter warnings;
+  static inline const char* name = "raft_network";
+};
+
+/// Names the node a network actor serves (sent by spawn_network_node).
+using serve_atom = caf::atom_constant<caf::atom("serve")>;
+
+/// A forwarded write's time is up.
+using expire_atom = caf::atom_constant<caf::atom("expire")>;
+
+/// The network actor's interface: the router's, plus what it gets from
+/// its io_loop, its timers and the node it serves.
+using network_actor = router_actor::extend<
+  caf::reacts_to<conn_opened>, caf::reacts_to<conn_frame>,
+  caf::reacts_to<conn_closed>, caf::reacts_to<serve_atom, node_actor>,
+  caf::reacts_to<expire_atom, uint64_t>>;
+
+using network_pointer = network_actor::stateful_pointer<network_state>;
+
+std::shared_ptr<net::conn_handler> make_handler(network_pointer self) {
+  auto& st = self->state;
+  return std::make_shared<forward_handler>(
+    caf::actor_cast<caf::actor_addr>(self), st.loop.get(), st.hello);
+}
+
+void warn(network_pointer self, const std::string& kind,
+          const std::string& text) {
+  auto& st = self->state;
+  st.warnings.warn(self->clock().now(), kind, st.self_id, st.term, text);
+}
+
+/// Closes a connection that broke the protocol, with a rate-limited
+/// warning.
+void refuse(network_pointer self, net::conn_id conn, const std::string& why) {
+  auto& st = self->state;
+  auto it = st.conns.find(conn);
+  auto who = it == st.conns.end() ? std::string{"?"} : it->second.peer;
+  warn(self, "refuse", "closing the connection from " + who + ": " + why);
+  st.loop->close(conn, why);
+}
+
+/// Starts dialling `id` unless a connection exists or is being made, or the
+/// backoff has not passed.
+void maybe_connect(network_pointer self, node_id id) {
+  auto& st = self->state;
+  auto it = st.links.find(id);
+  if (it == st.links.end() || it->second.address.empty()) {
+    warn(self, "unknown", "no address for node " + std::to_string(id));
+    return;
+  }
+  auto& l = it->second;
+  if (l.out != 0 || self->clock().now() < l.retry_at)
+    return;
+  std::string host;
+  uint16_t port = 0;
+  if (!split_address(l.address, host, port)) {
+    warn(self, "address",
+         "node " + std::to_string(id) + " has a malformed address \""
+           + l.address + "\"");
+    return;
+  }
+  l.out = st.loop->connect(host, port, make_handler(self));
+  l.out_ready = false;
+  auto& c = st.conns[l.out];
+  c.outbound = true;
+  c.dialled = id;
+}
+
+/// The connection to send to `id` on (0: none yet; dialling starts).
+net::conn_id conn_to(network_pointer self, node_id id) {
+  auto& st = self->state;
+  auto it = st.links.find(id);
+  if (it != st.links.end()) {
+    if (it->second.out != 0 && it->second.out_ready)
+      return it->second.out;
+    if (it->second.out == 0)
+      maybe_connect(self, id);
+    return it->second.in;
+  }
+  maybe_connect(self, id);
+  return 0;
+}
+
+bool send_rpc(network_pointer self, const raft_message& m) {
+  auto conn = conn_to(self, header_of(m).to);
+  return conn != 0 && self->state.loop->send(conn, wire::encode(m));
+}
+
+/// A Raft RPC from a peer: checked, then passed to the node.
+void on_rpc(network_pointer self, conn_info& c, raft_message m) {
   auto& st = self->state;
   const auto& h = header_of(m);
-  auto now = self->clock().now();
   auto drop = [&](const std::string& kind, const std::string& why) {
-    ++st.dropped;
-    st.warnings.warn(now, kind, st.self_id, st.term,
-                     std::string("dropping ") + message_name(m) + " from node "
-                       + std::to_string(h.from) + ": " + why);
+    warn(self, kind,
+         std::string("dropping ") + message_name(m) + " from node "
+           + std::to_string(h.from) + ": " + why);
   };
   if (h.cluster_id != st.cluster_id)
     return drop("cluster",
                 "cluster id " + std::to_string(h.cluster_id) + " is not ours");
   if (h.to != st.self_id)
     return drop("addressee", "addressed to node " + std::to_string(h.to));
+  if (h.from != c.from)
+    return drop("sender",
+                "sent on the connection of node " + std::to_string(c.from));
   if (!st.members.empty() && !st.members.count(h.from))
     return drop("member", "not a member of our configuration");
   if (payload_size(m) > st.net.max_message_bytes)
     return drop("size", std::to_string(payload_size(m))
                           + " payload bytes exceed the limit of "
                           + std::to_string(st.net.max_message_bytes));
-  // Flood control per sending process (its router's proxy), so one peer
-  // cannot starve the others.
-  auto sender = self->current_sender();
-  auto& b = st.buckets[caf::actor_cast<caf::actor_addr>(sender)];
-  double rate = st.net.max_messages_per_second;
-  auto elapsed = std::chrono::duration<double>(now - b.refilled).count();
-  b.tokens = std::min(rate, b.tokens + elapsed * rate);
-  b.refilled = now;
-  if (b.tokens < 1)
+  if (!c.tokens.take(self->clock().now(), st.net.max_messages_per_second))
     return drop("flood", "more than "
                            + std::to_string(st.net.max_messages_per_second)
                            + " messages per second");
-  b.tokens -= 1;
   st.term = std::max(st.term, term_of(m));
   self->send(st.node, peer_message{std::move(m)});
 }
 
-gateway_impl_actor::behavior_type gateway(gateway_pointer self, node_actor node,
-                                          net_router_actor router,
-                                          node_id self_id, uint64_t cluster_id,
-                                          network_config net, uint16_t port) {
-  auto& st = self->state;
-  st.node = std::move(node);
-  st.router = std::move(router);
-  st.self_id = self_id;
-  st.cluster_id = cluster_id;
-  st.net = std::move(net);
-  st.port = port;
-  // The node stopped: stop listening, then stop. (CAF 0.17's
-  // openssl::unpublish does not compile; ask the manager directly.)
-  self->monitor(st.node);
-  self->set_down_handler([self](caf::down_msg& d) {
-    auto& st = self->state;
-    if (d.source != st.node.address())
-      return;
-    auto me = caf::actor_cast<caf::actor_addr>(self);
-    auto& sys = self->system();
-    if (st.net.tls)
-      caf::anon_send(sys.openssl_manager().actor_handle(),
-                     caf::unpublish_atom::value, me, st.port);
-    else
-      caf::anon_send(sys.middleman().actor_handle(), caf::unpublish_atom::value,
-                     me, st.port);
-    self->quit();
-  });
-  self->set_default_handler(
-    [self](caf::scheduled_actor*,
-           caf::message_view& x) -> caf::result<caf::message> {
-      auto& st = self->state;
-      ++st.dropped;
-      // (Cut short: the content may be huge.)
-      auto text = caf::to_string(x.content());
-      if (text.size() > 200)
-        text = text.substr(0, 200) + "...";
-      st.warnings.warn(self->clock().now(), "unexpected", st.self_id, st.term,
-                       "dropping an unexpected message: " + text);
-      return caf::sec::unexpected_message;
-    });
-  auto node_of = [self] { return self->state.node; };
-  return {
-    [self](request_vote_request& m) { on_rpc(self, std::move(m)); },
-    [self](request_vote_response& m) { on_rpc(self, std::move(m)); },
-    [self](append_entries_request& m) { on_rpc(self, std::move(m)); },
-    [self](append_entries_response& m) { on_rpc(self, std::move(m)); },
-    [self](install_snapshot_request& m) { on_rpc(self, std::move(m)); },
-    [self](install_snapshot_response& m) { on_rpc(self, std::move(m)); },
-    [self](timeout_now_request& m) { on_rpc(self, std::move(m)); },
-    [self](read_index_request& m) { on_rpc(self, std::move(m)); },
-    [self](read_index_response& m) { on_rpc(self, std::move(m)); },
-    [self](gateway_hello& h) {
-      auto& st = self->state;
-      auto now = self->clock().now();
-      if (h.cluster_id != st.cluster_id || !h.gateway) {
-        st.warnings.warn(now, "hello", st.self_id, st.term,
-                         "refusing a connection from node "
-                           + std::to_string(h.from) + " of cluster "
-                           + std::to_string(h.cluster_id));
-        return;
-      }
-      if (!st.members.empty() && !st.members.count(h.from)) {
-        st.warnings.warn(now, "hello", st.self_id, st.term,
-                         "refusing a connection from node "
-                           + std::to_string(h.from)
-                           + ", which is not a member");
-        return;
-      }
-      self->send(st.router,
-                 peer_connected{h.from, {}, std::move(h.gateway), true});
-    },
-    [self](peer_directory& d) {
-      auto& st = self->state;
-      st.members.clear();
-      for (const auto& kv : d.addresses)
-        st.members.insert(kv.first);
-    },
-    // Clients and operators: passed to the node, which answers directly.
-    [self, node_of](client_write& x) -> caf::result<write_result> {
-      return self->delegate(node_of(), std::move(x));
-    },
-    [self, node_of](client_read& x) -> caf::result<read_result> {
-      return self->delegate(node_of(), std::move(x));
-    },
-    [self, node_of](admin_initialize& x) -> caf::result<admin_done> {
-      return self->delegate(node_of(), std::move(x));
-    },
-    [self, node_of](admin_add_learner& x) -> caf::result<admin_done> {
-      return self->delegate(node_of(), std::move(x));
-    },
-    [self, node_of](admin_remove_learner& x) -> caf::result<admin_done> {
-      return self->delegate(node_of(), std::move(x));
-    },
-    [self, node_of](admin_change_membership& x) -> caf::result<admin_done> {
-      return self->delegate(node_of(), std::move(x));
-    },
-    [self, node_of](admin_transfer_leadership& x) -> caf::result<admin_done> {
-      return self->delegate(node_of(), std::move(x));
-    },
-    [self, node_of](admin_get_metrics& x) -> caf::result<node_metrics> {
-      return self->delegate(node_of(), std::move(x));
-    },
-    [self, node_of](admin_remove_node& x) -> caf::result<admin_done> {
-      return self->delegate(node_of(), std::move(x));
-    },
-    [self, node_of](admin_trigger_snapshot& x) -> caf::result<admin_done> {
-      return self->delegate(node_of(), std::move(x));
-    },
-    [self, node_of](admin_subscribe_metrics& x) -> caf::result<admin_done> {
-      return self->delegate(node_of(), std::move(x));
-    },
-    [self, node_of](admin_unsubscribe_metrics& x) -> caf::result<admin_done> {
-      return self->delegate(node_of(), std::move(x));
-    },
-    [self, node_of](admin_shutdown& x) -> caf::result<admin_done> {
-      return self->delegate(node_of(), std::move(x));
-    },
-    [self, node_of](forwarded_write& x) -> caf::result<write_result> {
-      return self->delegate(node_of(), std::move(x));
-    },
-    [self,
-     node_of](admin_unsafe_force_sole_voter& x) -> caf::result<admin_done> {
-      return self->delegate(node_of(), std::move(x));
-    },
-  };
+void answer(network_pointer self, net::conn_id conn, uint64_t id,
+            wire::response r) {
+  self->state.loop->send(conn,
+                         wire::encode(wire::response_frame{id, std::move(r)}));
 }
 
-// -- the network router -------------------------------------------------------
-
-/// What the router knows about one peer.
-struct peer_link {
-  std::string address;
-  /// The peer's gateway once connected.
-  gateway_actor handle;
-  bool connecting = false;
-  /// The running attempt: its number (results of abandoned attempts are
-  /// ignored) and when it started.
-  uint64_t attempt = 0;
-  caf::actor_clock::time_point attempt_started{};
-  /// Since when a message for the peer found no connection (a node with a
-  /// higher id than the peer's dials only after waiting a while for the
-  /// peer to dial it).
-  std::optional<caf::actor_clock::time_point> wanted_since;
-  /// Capped exponential backoff after failed attempts.
-  caf::timespan backoff{0};
-  caf::actor_clock::time_point retry_at{};
-};
-
-struct net_router_state {
-  node_id self_id = no_node;
-  uint64_t cluster_id = 0;
-  network_config net;
-  gateway_impl_actor gateway;
-  node_actor node;
-  /// The latest directory, for a gateway attached after it came.
-  peer_directory directory;
-  std::map<node_id, peer_link> links;
-  warn_limiter warnings;
-  static inline const char* name = "raft_network_router";
-};
-
-using net_router_pointer = net_router_actor::stateful_pointer<net_router_state>;
-
-/// The actor that makes connections: the middleman's, or OpenSSL's.
-caf::io::middleman_actor manager_of(caf::actor_system& sys, bool tls) {
-  return tls ? sys.openssl_manager().actor_handle()
-             : sys.middleman().actor_handle();
-}
-
-/// Empty if `ptr` with interface `ifs` is a raft-actor gateway (as
-/// remote_actor would check), else why not.
-std::string check_gateway(caf::actor_system& sys,
-                          const caf::strong_actor_ptr& ptr,
-                          const std::set<std::string>& ifs) {
-  if (!ptr)
-    return "no actor is published there";
-  auto expected = sys.message_types(caf::detail::type_list<gateway_actor>{});
-  if (ifs != expected)
-    return "the actor published there is not a raft-actor gateway of this "
-           "version";
-  return {};
-}
-
-/// How long a node waits for a peer with a lower id to dial it.
-constexpr auto dial_grace = std::chrono::seconds(1);
-
-/// Starts a connection attempt to `id` on a background thread, unless one
-/// runs or the backoff has not passed.
-void maybe_connect(net_router_pointer self, node_id id) {
-  auto& st = self->state;
-  auto it = st.links.find(id);
-  if (it == st.links.end()) {
-    st.warnings.warn(self->clock().now(), "unknown", st.self_id, 0,
-                     "no address for node " + std::to_string(id));
-    return;
-  }
-  auto& l = it->second;
-  auto now = self->clock().now();
-  if (l.connecting && now - l.attempt_started > st.net.connect_timeout) {
-    // A blackholed address can block remote_actor for minutes: give up on
-    // that attempt and allow another one.
-    l.connecting = false;
-    l.retry_at = now;
-    st.warnings.warn(now, "connect " + std::to_string(id), st.self_id, 0,
-                     "connecting to node " + std::to_string(id) + " at "
-                       + l.address + " takes too long; trying again");
-  }
-  if (l.handle || l.connecting || now < l.retry_at)
-    return;
-  // One connection per pair of nodes: the lower id dials; the higher one
-  // only if the lower stays silent (it may not know us yet, e.g. a learner
-  // being added by a leader with a higher id).
-  if (!l.wanted_since)
-    l.wanted_since = now;
-  if (st.self_id > id && now - *l.wanted_since < dial_grace)
-    return;
-  l.connecting = true;
-  l.attempt_started = now;
-  auto attempt = ++l.attempt;
-  // Ask the middleman (or, with TLS, OpenSSL's manager) asynchronously and
-  // with a timeout: a blocking remote_actor could hang on a silent peer.
-  auto router = caf::actor_cast<net_router_actor>(self);
-  auto address = l.address;
-  std::string host;
-  uint16_t port = 0;
-  if (!split_address(address, host, port)) {
-    self->send(router,
-               peer_connect_failed{id, address, "malformed address", attempt});
-    return;
-  }
-  self
-    ->request(manager_of(self->system(), st.net.tls), st.net.connect_timeout,
-              caf::connect_atom::value, host, port)
+/// Asks the node and answers on the connection.
+template <class Result, class Request>
+void ask_node(network_pointer self, net::conn_id conn, uint64_t id,
+              Request&& x) {
+  self->request(self->state.node, caf::infinite, std::forward<Request>(x))
     .then(
-      [self, router, id, address, attempt](const caf::node_id&,
-                                           caf::strong_actor_ptr& ptr,
-                                           std::set<std::string>& ifs) {
-        auto why = check_gateway(self->system(), ptr, ifs);
-        if (!why.empty())
-          self->send(router, peer_connect_failed{id, address, why, attempt});
-        else
-          self->send(router, peer_connected{id, address,
-                                            caf::actor_cast<gateway_actor>(ptr),
-                                            false, attempt});
+      [self, conn, id](Result& r) {
+        answer(self, conn, id, wire::response{std::move(r)});
       },
-      [self, router, id, address, attempt](caf::error& e) {
-        self->send(router, peer_connect_failed{
-                             id, address, self->system().render(e), attempt});
+      [self, conn, id](caf::error& e) {
+        answer(self, conn, id, wire::response{wire::to_reply(e)});
       });
 }
 
-/// Sends a Raft message to its peer's gateway; false if not connected.
-bool send_rpc(net_router_pointer self, raft_message& m) {
+/// A client or admin request (or a write a peer passes on).
+void on_request(network_pointer self, net::conn_id conn, conn_info& c,
+                wire::request_frame& r) {
   auto& st = self->state;
-  auto to = header_of(m).to;
-  auto it = st.links.find(to);
-  if (it == st.links.end() || !it->second.handle) {
-    maybe_connect(self, to);
-    return false;
+  if (!c.tokens.take(self->clock().now(), st.net.max_messages_per_second)) {
+    answer(self, conn, r.id,
+           wire::to_reply(make_error(raft_error::overloaded,
+                                     "too many requests on this connection")));
+    return;
   }
-  auto& handle = it->second.handle;
-  std::visit([&](auto& x) { self->send(handle, std::move(x)); }, m);
-  return true;
+  std::visit(
+    [&](auto& x) {
+      using T = std::decay_t<decltype(x)>;
+      if constexpr (std::is_same_v<T, wire::subscribe_metrics>) {
+        if (!c.metrics)
+          c.metrics = self->spawn(metrics_forwarder, st.loop, conn);
+        ask_node<admin_done>(self, conn, r.id,
+                             admin_subscribe_metrics{c.metrics});
+      } else if constexpr (std::is_same_v<T, wire::unsubscribe_metrics>) {
+        if (!c.metrics) {
+          answer(self, conn, r.id, wire::response{admin_done{}});
+          return;
+        }
+        auto listener = c.metrics;
+        c.metrics = nullptr;
+        ask_node<admin_done>(self, conn, r.id,
+                             admin_unsubscribe_metrics{listener});
+        self->send_exit(listener, caf::exit_reason::user_shutdown);
+      } else if constexpr (std::is_same_v<T, forwarded_write>) {
+        if (c.from == no_node) {
+          refuse(self, conn, "a client sent a forwarded write");
+          return;
+        }
+        ask_node<write_result>(self, conn, r.id, std::move(x));
+      } else if constexpr (std::is_same_v<T, client_write>) {
+        ask_node<write_result>(self, conn, r.id, std::move(x));
+      } else if constexpr (std::is_same_v<T, client_read>) {
+        ask_node<read_result>(self, conn, r.id, std::move(x));
+      } else if constexpr (std::is_same_v<T, admin_get_metrics>) {
+        ask_node<node_metrics>(self, conn, r.id, std::move(x));
+      } else {
+        ask_node<admin_done>(self, conn, r.id, std::move(x));
+      }
+    },
+    r.body);
 }
 
-net_router_actor::behavior_type network_router(net_router_pointer self,
-                                               node_id self_id,
-                                               uint64_t cluster_id,
-                                               network_config net) {
+/// A response to a write we passed on to a peer.
+void on_response(network_pointer self, net::conn_id conn,
+                 wire::response_frame& r) {
+  auto& st = self->state;
+  auto it = st.pending.find(r.id);
+  if (it == st.pending.end() || it->second.conn != conn)
+    return; // timed out meanwhile
+  auto done = std::move(it->second.done);
+  st.pending.erase(it);
+  done(r.body);
+}
+
+void on_hello(network_pointer self, net::conn_id conn, conn_info& c,
+              const wire::hello& h) {
+  auto& st = self->state;
+  if (h.from != no_node && h.cluster_id != st.cluster_id)
+    return refuse(self, conn,
+                  "node " + std::to_string(h.from) + " is of cluster "
+                    + std::to_string(h.cluster_id));
+  if (h.cluster_id != 0 && h.cluster_id != st.cluster_id)
+    return refuse(self, conn,
+                  "a client of cluster " + std::to_string(h.cluster_id));
+  if (c.outbound && h.from != c.dialled)
+    return refuse(self, conn,
+                  "dialled node " + std::to_string(c.dialled) + " but node "
+                    + std::to_string(h.from) + " answered");
+  if (!c.outbound && h.from != no_node && !st.members.empty()
+      && !st.members.count(h.from))
+    return refuse(self, conn,
+                  "node " + std::to_string(h.from) + " is not a member");
+  if (h.from == st.self_id && h.from != no_node)
+    return refuse(self, conn, "a peer claims to be this node");
+  c.greeted = true;
+  c.from = h.from;
+  if (h.from == no_node)
+    return;
+  auto& l = st.links[h.from];
+  if (c.outbound) {
+    if (l.out == conn) {
+      l.out_ready = true;
+      l.backoff = caf::timespan{0};
+      SPDLOG_INFO("node {} term {}: connected to node {} at {}", st.self_id,
+                  st.term, h.from, c.peer);
+    }
+  } else {
+    l.in = conn;
+    SPDLOG_INFO("node {} term {}: connection from node {} at {}", st.self_id,
+                st.term, h.from, c.peer);
+  }
+}
+
+void on_frame(network_pointer self, conn_frame& f) {
+  auto& st = self->state;
+  auto size = f.body.size();
+  // The loop reads on only while the handlers keep up (see io_limits).
+  auto release
+    = caf::detail::make_scope_guard([&] { st.loop->release(f.conn, size); });
+  auto it = st.conns.find(f.conn);
+  if (it == st.conns.end())
+    return; // closed meanwhile
+  auto& c = it->second;
+  wire::frame fr;
+  if (auto why = wire::decode(f.body, fr); !why.empty())
+    return refuse(self, f.conn, "malformed frame: " + why);
+  if (!c.greeted) {
+    if (auto h = std::get_if<wire::hello>(&fr))
+      return on_hello(self, f.conn, c, *h);
+    return refuse(self, f.conn,
+                  std::string("a ") + wire::kind_name(fr)
+                    + " frame before hello");
+  }
+  switch (fr.index()) {
+    case 1:
+      if (c.from == no_node)
+        return refuse(self, f.conn, "a client sent a Raft message");
+      return on_rpc(self, c, std::move(std::get<raft_message>(fr)));
+    case 2:
+      return on_request(self, f.conn, c, std::get<wire::request_frame>(fr));
+    case 3:
+      return on_response(self, f.conn, std::get<wire::response_frame>(fr));
+    default:
+      return refuse(self, f.conn,
+                    std::string("an unexpected ") + wire::kind_name(fr)
+                      + " frame");
+  }
+}
+
+void on_closed(network_pointer self, conn_closed& e) {
+  auto& st = self->state;
+  auto it = st.conns.find(e.conn);
+  if (it == st.conns.end())
+    return;
+  auto c = std::move(it->second);
+  st.conns.erase(it);
+  if (c.metrics)
+    self->send_exit(c.metrics, caf::exit_reason::user_shutdown);
+  for (auto p = st.pending.begin(); p != st.pending.end();) {
+    if (p->second.conn == e.conn) {
+      auto done = std::move(p->second.done);
+      p = st.pending.erase(p);
+      wire::response r{wire::to_reply(connection_lost(e.why))};
+      done(r);
+    } else {
+      ++p;
+    }
+  }
+  node_id peer = c.outbound ? c.dialled : c.from;
+  auto l = st.links.find(peer);
+  if (peer == no_node || l == st.links.end())
+    return;
+  if (l->second.out == e.conn) {
+    if (l->second.out_ready) {
+      SPDLOG_INFO("node {} term {}: lost the connection to node {}: {}",
+                  st.self_id, st.term, peer, e.why);
+      l->second.backoff = caf::timespan{0};
+      l->second.retry_at = self->clock().now();
+    } else {
+      auto& b = l->second.backoff;
+      b = b.count() == 0 ? caf::timespan{st.net.reconnect_min}
+                         : std::min<caf::timespan>(b * 2, st.net.reconnect_max);
+      l->second.retry_at = self->clock().now() + b;
+      warn(self, "connect " + std::to_string(peer),
+           "cannot connect to node " + std::to_string(peer) + " at "
+             + l->second.address + ": " + e.why);
+    }
+    l->second.out = 0;
+    l->second.out_ready = false;
+  }
+  if (l->second.in == e.conn)
+    l->second.in = 0;
+}
+
+network_actor::behavior_type network(network_pointer self, node_id self_id,
+                                     uint64_t cluster_id, network_config net,
+                                     std::shared_ptr<net::io_loop> loop) {
   auto& st = self->state;
   st.self_id = self_id;
   st.cluster_id = cluster_id;
   st.net = std::move(net);
+  st.loop = std::move(loop);
+  st.hello = wire::encode(wire::hello{cluster_id, self_id});
   self->set_down_handler([self](caf::down_msg& d) {
-    if (self->state.node && d.source == self->state.node.address()) {
-      self->quit(); // the node stopped
-      return;
-    }
-    for (auto& [id, l] : self->state.links)
-      if (l.handle && l.handle.address() == d.source) {
-        SPDLOG_INFO("node {}: lost the connection to node {} at {}",
-                    self->state.self_id, id, l.address);
-        l.handle = nullptr;
-      }
+    if (self->state.node && d.source == self->state.node.address())
+      self->quit(); // the node stopped: so do its connections
   });
   return {
     [self](peer_message& m) { send_rpc(self, m.message); },
     [self](peer_packet& p) -> caf::result<peer_accepted> {
-      auto to = header_of(p.message).to;
       if (!send_rpc(self, p.message))
         return make_error(raft_error::unknown_node,
-                          "not connected to node " + std::to_string(to));
+                          "no usable connection to node "
+                            + std::to_string(header_of(p.message).to));
       return peer_accepted{};
     },
     [self](forwarded_write& w) -> caf::result<write_result> {
       auto& st = self->state;
-      auto it = st.links.find(w.to);
-      if (it == st.links.end() || !it->second.handle) {
-        maybe_connect(self, w.to);
+      auto conn = conn_to(self, w.to);
+      if (conn == 0)
         return make_error(raft_error::not_leader,
                           "not connected to the leader (node "
                             + std::to_string(w.to) + ") yet; not appended");
-      }
+      auto id = ++st.next_request;
+      if (!st.loop->send(conn, wire::encode(wire::request_frame{
+                                 id, wire::request{std::move(w)}})))
+        return make_error(raft_error::not_leader,
+                          "cannot send to the leader; not appended");
       auto rp = self->make_response_promise<write_result>();
-      self->request(it->second.handle, st.net.request_timeout, std::move(w))
-        .then([rp](write_result& r) mutable { rp.deliver(std::move(r)); },
-              [rp](caf::error& e) mutable { rp.deliver(std::move(e)); });
+      st.pending.emplace(id,
+                         pending_request{conn, [rp](wire::response& r) mutable {
+                                           deliver(rp, r);
+                                         }});
+      // Give up at the timeout: the write may still commit.
+      self->delayed_send(self, st.net.request_timeout, expire_atom::value, id);
       return rp;
     },
     [self](peer_directory& d) {
       auto& st = self->state;
-      for (auto it = st.links.begin(); it != st.links.end();) {
-        auto found = d.addresses.find(it->first);
-        bool moved = found != d.addresses.end() && !it->second.address.empty()
-                     && found->second != it->second.address;
-        // Forget peers that moved, and peers that left unless they are
-        // connected (a node not yet in our configuration may be talking to
-        // us, e.g. the leader that is adding us as a learner).
-        if (moved || (found == d.addresses.end() && !it->second.handle))
-          it = st.links.erase(it);
-        else
-          ++it;
+      st.members.clear();
+      for (auto& [id, l] : st.links) {
+        auto found = d.addresses.find(id);
+        auto address
+          = found == d.addresses.end() ? std::string{} : found->second;
+        if (address == l.address)
+          continue;
+        // The peer moved or left: stop using what we dialled. (A peer that
+        // left may still talk to us on its own connection, e.g. the leader
+        // that is adding us as a learner.)
+        if (l.out != 0)
+          st.loop->close(l.out, "the peer's address changed");
+        l.address = address;
+        l.out = 0;
+        l.out_ready = false;
+        l.backoff = caf::timespan{0};
+        l.retry_at = {};
       }
-      for (const auto& [id, address] : d.addresses)
+      for (const auto& [id, address] : d.addresses) {
+        st.members.insert(id);
         if (id != st.self_id)
           st.links[id].address = address;
-      st.directory = d;
-      if (st.gateway)
-        self->send(st.gateway, std::move(d));
+      }
     },
-    [self](watch_node& w) {
-      self->state.node = std::move(w.node);
+    [self](serve_atom, node_actor& node) {
+      self->state.node = std::move(node);
       self->monitor(self->state.node);
     },
-    [self](attach_gateway& a) {
-      auto& st = self->state;
-      st.gateway = std::move(a.gateway);
-      self->send(st.gateway, st.directory);
+    [self](conn_opened& o) {
+      auto it = self->state.conns.find(o.conn);
+      if (it != self->state.conns.end())
+        it->second.peer = o.peer;
+      else
+        self->state.conns[o.conn].peer = o.peer; // accepted
     },
-    [self](peer_connected& c) {
+    [self](conn_frame& f) { on_frame(self, f); },
+    [self](conn_closed& e) { on_closed(self, e); },
+    [self](expire_atom, uint64_t id) {
       auto& st = self->state;
-      if (c.id == st.self_id || c.id == no_node)
+      auto it = st.pending.find(id);
+      if (it == st.pending.end())
+        return; // answered in time
+      auto done = std::move(it->second.done);
+      st.pending.erase(it);
+      wire::response r{wire::to_reply(make_error(
+        raft_error::unknown_outcome,
+        "the leader did not answer in time; the write may still commit"))};
+      done(r);
+    },
+  };
+}
+
+} // namespace
+
+// -- the client's proxy -------------------------------------------------------
+
+namespace {
+
+/// Asks whether the proxy's connection is ready (its node said hello).
+using ready_atom = caf::atom_constant<caf::atom("ready")>;
+
+/// A proxy's full interface.
+using proxy_actor = node_client_actor::extend<
+  caf::reacts_to<conn_opened>, caf::reacts_to<conn_frame>,
+  caf::reacts_to<conn_closed>, caf::replies_to<ready_atom>::with<node_id>>;
+
+struct proxy_state {
+  std::shared_ptr<net::io_loop> loop;
+  net::conn_id conn = 0;
+  std::string address;
+  /// The node's id once its hello came (0 before).
+  node_id node = no_node;
+  /// Who waits for the hello.
+  std::vector<caf::typed_response_promise<node_id>> waiting;
+  uint64_t next_request = 0;
+  std::map<uint64_t, pending_request> pending;
+  /// Local metrics listeners (one subscription on the wire for all).
+  std::vector<metrics_listener_actor> listeners;
+  static inline const char* name = "raft_node_proxy";
+};
+
+using proxy_pointer = proxy_actor::stateful_pointer<proxy_state>;
+
+/// Sends a request frame and answers `rp` with its response.
+template <class Result>
+void relay(proxy_pointer self, caf::typed_response_promise<Result> rp,
+           wire::request req) {
+  auto& st = self->state;
+  auto id = ++st.next_request;
+  if (st.node == no_node
+      || !st.loop->send(
+        st.conn, wire::encode(wire::request_frame{id, std::move(req)}))) {
+    rp.deliver(make_error(raft_error::overloaded,
+                          "cannot send to the node at " + st.address
+                            + " (not connected, or too much unsent)"));
+    return;
+  }
+  st.pending.emplace(
+    id, pending_request{st.conn,
+                        [rp](wire::response& r) mutable { deliver(rp, r); }});
+}
+
+template <class Result, class Request>
+caf::result<Result> ask(proxy_pointer self, Request&& x) {
+  auto rp = self->make_response_promise<Result>();
+  relay(self, rp, wire::request{std::forward<Request>(x)});
+  return rp;
+}
+
+/// Fails everything waiting and stops.
+void proxy_lost(proxy_pointer self, const std::string& why) {
+  auto& st = self->state;
+  for (auto& rp : st.waiting)
+    rp.deliver(
+      make_error(raft_error::unknown_node,
+                 "cannot talk to the node at " + st.address + ": " + why));
+  st.waiting.clear();
+  auto pending = std::move(st.pending);
+  st.pending.clear();
+  for (auto& [id, p] : pending) {
+    wire::response r{wire::to_reply(connection_lost(why))};
+    p.done(r);
+  }
+  self->quit(make_error(raft_error::unknown_node,
+                        "lost the connection to " + st.address + ": " + why));
+}
+
+proxy_actor::behavior_type proxy(proxy_pointer self, network_config net,
+                                 std::string host, uint16_t port) {
+  auto& st = self->state;
+  st.address = host + ":" + std::to_string(port);
+  st.loop = make_loop(limits_of(net), tls_of(net));
+  st.conn
+    = st.loop->connect(host, port,
+                       std::make_shared<forward_handler>(
+                         caf::actor_cast<caf::actor_addr>(self), st.loop.get(),
+                         wire::encode(wire::hello{0, no_node})));
+  self->set_down_handler([self](caf::down_msg& d) {
+    auto& ls = self->state.listeners;
+    auto it = std::find_if(ls.begin(), ls.end(), [&](const auto& l) {
+      return l.address() == d.source;
+    });
+    if (it == ls.end())
+      return;
+    ls.erase(it);
+    if (ls.empty())
+      relay(self, self->make_response_promise<admin_done>(),
+            wire::request{wire::unsubscribe_metrics{}});
+  });
+  // When the actor stops (connection lost, or no one holds it any more),
+  // close the connection. (Not through `state`: it may be gone by then.)
+  self->attach_functor(
+    [loop = std::weak_ptr<net::io_loop>(st.loop), conn = st.conn] {
+      if (auto l = loop.lock())
+        l->close(conn, "the client is done");
+    });
+  return {
+    [self](ready_atom) -> caf::result<node_id> {
+      if (self->state.node != no_node)
+        return self->state.node;
+      auto rp = self->make_response_promise<node_id>();
+      self->state.waiting.push_back(rp);
+      return rp;
+    },
+    [self](conn_opened&) {},
+    [self](conn_frame& f) {
+      auto& st = self->state;
+      auto size = f.body.size();
+      auto release = caf::detail::make_scope_guard(
+        [&] { st.loop->release(f.conn, size); });
+      wire::frame fr;
+      if (auto why = wire::decode(f.body, fr); !why.empty()) {
+        st.loop->close(st.conn, "malformed frame: " + why);
         return;
-      auto it = st.links.find(c.id);
-      if (!c.inbound
-          && (it == st.links.end() || it->second.address != c.address
-              || it->second.attempt != c.attempt || !it->second.connecting))
-        return; // the directory changed meanwhile, or the attempt was
-                // abandoned
-      auto& l = st.links[c.id];
-      // (An inbound connection also ends our own attempt: its result, if it
-      // comes, is ignored.)
-      l.connecting = false;
-      if (!c.inbound) {
-        // Hand over our gateway: the peer answers on this connection.
-        if (st.gateway)
-          self->send(c.handle,
-                     gateway_hello{st.self_id, st.cluster_id,
-                                   caf::actor_cast<gateway_actor>(st.gateway)});
       }
-      l.backoff = caf::timespan{0};
-      l.wanted_since.reset();
-      if (l.handle && l.handle != c.handle)
-        self->demonitor(l.handle.address());
-      l.handle = std::move(c.handle);
-      self->monitor(l.handle);
-      SPDLOG_INFO("node {}: {} node {}{}", st.self_id,
-                  c.inbound ? "connection from" : "connected to", c.id,
-                  c.address.empty() ? std::string{} : " at " + c.address);
+      if (auto h = std::get_if<wire::hello>(&fr)) {
+        if (h->from == no_node || st.node != no_node) {
+          st.loop->close(st.conn, "unexpected hello");
+          return;
+        }
+        st.node = h->from;
+        for (auto& rp : st.waiting)
+          rp.deliver(st.node);
+        st.waiting.clear();
+      } else if (auto r = std::get_if<wire::response_frame>(&fr)) {
+        auto it = st.pending.find(r->id);
+        if (it == st.pending.end())
+          return;
+        auto done = std::move(it->second.done);
+        st.pending.erase(it);
+        done(r->body);
+      } else if (auto m = std::get_if<node_metrics>(&fr)) {
+        for (auto& l : st.listeners)
+          self->send(l, *m);
+      } else {
+        st.loop->close(st.conn, std::string("unexpected ") + wire::kind_name(fr)
+                                  + " frame");
+      }
     },
-    [self](peer_connect_failed& f) {
+    [self](conn_closed& e) { proxy_lost(self, e.why); },
+    [self](client_write& x) { return ask<write_result>(self, std::move(x)); },
+    [self](client_read& x) { return ask<read_result>(self, std::move(x)); },
+    [self](admin_initialize& x) { return ask<admin_done>(self, std::move(x)); },
+    [self](admin_add_learner& x) {
+      return ask<admin_done>(self, std::move(x));
+    },
+    [self](admin_remove_learner& x) {
+      return ask<admin_done>(self, std::move(x));
+    },
+    [self](admin_change_membership& x) {
+      return ask<admin_done>(self, std::move(x));
+    },
+    [self](admin_transfer_leadership& x) {
+      return ask<admin_done>(self, std::move(x));
+    },
+    [self](admin_get_metrics& x) {
+      return ask<node_metrics>(self, std::move(x));
+    },
+    [self](admin_remove_node& x) {
+      return ask<admin_done>(self, std::move(x));
+    },
+    [self](admin_trigger_snapshot& x) {
+      return ask<admin_done>(self, std::move(x));
+    },
+    [self](admin_subscribe_metrics& x) -> caf::result<admin_done> {
       auto& st = self->state;
-      auto it = st.links.find(f.id);
-      if (it == st.links.end() || it->second.address != f.address
-          || it->second.attempt != f.attempt || !it->second.connecting)
-        return;
-      auto& l = it->second;
-      l.connecting = false;
-      l.backoff
-        = l.backoff.count() == 0
-            ? caf::timespan{st.net.reconnect_min}
-            : std::min<caf::timespan>(l.backoff * 2, st.net.reconnect_max);
-      l.retry_at = self->clock().now() + l.backoff;
-      st.warnings.warn(self->clock().now(), "connect " + std::to_string(f.id),
-                       st.self_id, 0,
-                       "cannot connect to node " + std::to_string(f.id) + " at "
-                         + f.address + ": " + f.why);
+      if (!x.listener)
+        return make_error(raft_error::invalid_argument, "no listener");
+      auto& ls = st.listeners;
+      if (std::find(ls.begin(), ls.end(), x.listener) != ls.end())
+        return admin_done{};
+      ls.push_back(x.listener);
+      self->monitor(x.listener);
+      if (ls.size() > 1)
+        return admin_done{}; // the wire subscription exists
+      return ask<admin_done>(self, wire::subscribe_metrics{});
+    },
+    [self](admin_unsubscribe_metrics& x) -> caf::result<admin_done> {
+      auto& ls = self->state.listeners;
+      auto it = std::find(ls.begin(), ls.end(), x.listener);
+      if (it == ls.end())
+        return admin_done{};
+      self->demonitor(x.listener.address());
+      ls.erase(it);
+      if (!ls.empty())
+        return admin_done{};
+      return ask<admin_done>(self, wire::unsubscribe_metrics{});
+    },
+    [self](admin_shutdown& x) { return ask<admin_done>(self, std::move(x)); },
+    [self](forwarded_write& x) {
+      return ask<write_result>(self, std::move(x));
+    },
+    [self](admin_unsafe_force_sole_voter& x) {
+      return ask<admin_done>(self, std::move(x));
     },
   };
 }
@@ -719,12 +1008,6 @@ network_node spawn_network_node(caf::actor_system& sys, node_config cfg,
                                 std::shared_ptr<snapshot_store> snapshots) {
   if (auto why = net.validate(); !why.empty())
     throw std::invalid_argument("invalid network_config: " + why);
-  if (!sys.has_middleman())
-    throw std::invalid_argument("the actor system has no middleman: call "
-                                "configure_network() on its configuration");
-  if (net.tls && !sys.has_openssl_manager())
-    throw std::invalid_argument("TLS is on but the actor system has no "
-                                "OpenSSL manager: call configure_network()");
   std::string host;
   uint16_t port = 0;
   split_address(net.listen, host, port);
@@ -732,10 +1015,14 @@ network_node spawn_network_node(caf::actor_system& sys, node_config cfg,
     SPDLOG_WARN("node {}: TLS is off and the node listens on {}: anyone who "
                 "can reach this port can administer the node",
                 cfg.core.id, net.listen);
-  // The node needs the router, the gateway needs the node, and the router
-  // passes the peers' addresses on to the gateway.
-  auto router
-    = sys.spawn(network_router, cfg.core.id, cfg.core.cluster_id, net);
+  std::shared_ptr<net::io_loop> loop;
+  try {
+    loop = make_loop(limits_of(net), tls_of(net));
+  } catch (const std::runtime_error& e) {
+    throw std::invalid_argument(std::string("invalid network_config: ")
+                                + e.what());
+  }
+  auto router = sys.spawn(network, cfg.core.id, cfg.core.cluster_id, net, loop);
   node_actor node;
   try {
     node
@@ -745,52 +1032,50 @@ network_node spawn_network_node(caf::actor_system& sys, node_config cfg,
     caf::anon_send_exit(router, caf::exit_reason::user_shutdown);
     throw;
   }
-  auto gw = sys.spawn(gateway, node, router, cfg.core.id, cfg.core.cluster_id,
-                      net, port);
-  caf::anon_send(router, attach_gateway{gw});
-  // When the node stops, its router and gateway stop too.
-  caf::anon_send(router, watch_node{node});
-  auto published
-    = net.tls ? caf::openssl::publish(caf::actor_cast<gateway_actor>(gw), port,
-                                      host.c_str(), true)
-              : sys.middleman().publish(caf::actor_cast<gateway_actor>(gw),
-                                        port, host.c_str(), true);
-  if (!published) {
+  caf::anon_send(router, serve_atom::value, node);
+  uint16_t bound = 0;
+  try {
+    auto hello = wire::encode(wire::hello{cfg.core.cluster_id, cfg.core.id});
+    auto addr = caf::actor_cast<caf::actor_addr>(router);
+    auto* raw = loop.get();
+    bound = loop->listen(host, port, [addr, raw, hello] {
+      return std::make_shared<forward_handler>(addr, raw, hello);
+    });
+  } catch (const std::exception& e) {
     caf::anon_send_exit(node, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(router, caf::exit_reason::user_shutdown);
-    caf::anon_send_exit(gw, caf::exit_reason::user_shutdown);
     throw std::runtime_error("cannot listen on " + net.listen + ": "
-                             + sys.render(published.error()));
+                             + e.what());
   }
-  SPDLOG_INFO("node {}: listening on {}:{} ({})", cfg.core.id, host, *published,
+  SPDLOG_INFO("node {}: listening on {}:{} ({})", cfg.core.id, host, bound,
               net.tls ? "mutual TLS" : "TLS OFF");
-  return {node, caf::actor_cast<gateway_actor>(gw), *published};
+  return {node, bound};
 }
 
-caf::expected<gateway_actor>
-connect_to_node(caf::actor_system& sys, const std::string& address, bool tls,
-                std::chrono::milliseconds timeout) {
+caf::expected<node_client_actor>
+connect_to_node(caf::actor_system& sys, const std::string& address,
+                const network_config& net, std::chrono::milliseconds timeout) {
   std::string host;
   uint16_t port = 0;
   if (!split_address(address, host, port))
     return make_error(raft_error::invalid_argument,
                       "address \"" + address + "\" is not host:port");
-  caf::expected<gateway_actor> result{caf::sec::request_timeout};
+  if (auto why = net.validate(); !why.empty())
+    return make_error(raft_error::invalid_argument,
+                      "invalid network_config: " + why);
+  proxy_actor p;
+  try {
+    p = sys.spawn(proxy, net, host, port);
+  } catch (const std::runtime_error& e) {
+    return make_error(raft_error::invalid_argument, e.what());
+  }
+  caf::expected<node_client_actor> result{caf::sec::request_timeout};
   caf::scoped_actor self{sys};
-  self
-    ->request(manager_of(sys, tls), timeout, caf::connect_atom::value, host,
-              port)
-    .receive(
-      [&](const caf::node_id&, caf::strong_actor_ptr& ptr,
-          std::set<std::string>& ifs) {
-        auto why = check_gateway(sys, ptr, ifs);
-        if (why.empty())
-          result = caf::actor_cast<gateway_actor>(ptr);
-        else
-          result
-            = make_error(raft_error::invalid_argument, address + ": " + why);
-      },
-      [&](caf::error& e) { result = std::move(e); });
+  self->request(p, timeout, ready_atom::value)
+    .receive([&](node_id) { result = caf::actor_cast<node_client_actor>(p); },
+             [&](caf::error& e) { result = std::move(e); });
+  if (!result)
+    caf::anon_send_exit(p, caf::exit_reason::user_shutdown);
   return result;
 }
 

@@ -26,7 +26,6 @@
 #include <boost/serialization/vector.hpp>
 
 #include <caf/all.hpp>
-#include <caf/io/all.hpp>
 
 #include <spdlog/spdlog.h>
 
@@ -306,7 +305,7 @@ int client(const flags& f) {
     return 64;
   }
   caf::actor_system sys{sys_cfg};
-  auto gw = connect_to_node(sys, to, net.tls);
+  auto gw = connect_to_node(sys, to, net);
   if (!gw) {
     std::fprintf(stderr, "raft-node: cannot reach %s: %s\n", to.c_str(),
                  sys.render(gw.error()).c_str());

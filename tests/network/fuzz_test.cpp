@@ -1,13 +1,15 @@
-// Hostile input on a node's port: random bytes on raw connections, and a
-// stream of well-formed but randomly mutated Raft messages (wrong cluster,
-// strangers, impossible indices, huge terms, oversize payloads, floods)
-// through a real CAF connection. Every node must stay up and the cluster
-// must go on committing writes afterwards.
+// Hostile input on a node's port: random bytes on raw connections, frames
+// that announce huge lengths, frames that do not decode, and a stream of
+// well-formed but randomly mutated Raft messages (wrong cluster, strangers,
+// impossible indices, huge terms, oversize payloads, floods) over a real
+// connection. Every node must stay up and the cluster must go on committing
+// writes afterwards.
 #include "tests/network/process_cluster.hpp"
 
 #include <doctest/doctest.h>
 
 #include <csignal>
+#include <fstream>
 #include <random>
 #include <thread>
 
@@ -124,17 +126,35 @@ TEST_CASE("fuzz: random bytes and mutated Raft messages on a node's port "
       b = static_cast<uint8_t>(rng());
     send_raw(port_of(c.address(1 + i % 3)), junk);
   }
-  // 2. Typed but hostile Raft messages through a real connection.
-  auto gw = c.gateway(2);
-  REQUIRE(gw);
-  caf::scoped_actor self{c.system()};
+  // 2. Typed but hostile Raft messages over a connection that said hello
+  // as member 1; every tenth one with a byte flipped (most of those do not
+  // decode, and the node closes the connection: then open another).
+  auto peer = std::make_unique<wire_socket>(port_of(c.address(2)));
+  peer->send(wire::hello{4711, 1});
+  int reconnects = 0;
   for (int i = 0; i < 3000; ++i) {
-    auto m = random_message(rng, 2, 4711);
-    std::visit([&](auto& x) { self->send(*gw, std::move(x)); }, m);
+    auto body = wire::encode(random_message(rng, 2, 4711));
+    if (i % 10 == 0)
+      body[rng() % body.size()] ^= static_cast<uint8_t>(1 + rng() % 255);
+    if (!peer->send_body(body)) {
+      ++reconnects;
+      peer = std::make_unique<wire_socket>(port_of(c.address(2)));
+      peer->send(wire::hello{4711, 1});
+    }
   }
-  // 3. Messages the gateway does not take.
-  self->send(caf::actor_cast<caf::actor>(*gw), std::string("hello?"));
-  self->send(caf::actor_cast<caf::actor>(*gw), uint64_t{42}, 7.5);
+  MESSAGE("connections the node closed on bad frames: ", reconnects);
+  // 3. Frames that are not Raft messages at all, and a frame before hello.
+  for (auto kind : {0, 6, 200}) {
+    wire_socket s(port_of(c.address(3)));
+    s.send(wire::hello{4711, 1});
+    s.send_body({static_cast<uint8_t>(kind), 1, 2, 3});
+    CHECK(s.closed_by_peer(5s));
+  }
+  {
+    wire_socket s(port_of(c.address(3)));
+    s.send(wire::frame{wire::request_frame{1, admin_get_metrics{}}});
+    CHECK(s.closed_by_peer(5s));
+  }
 
   // Every node is still up, and the cluster commits again.
   std::this_thread::sleep_for(300ms);
@@ -156,7 +176,52 @@ TEST_CASE("fuzz: random bytes and mutated Raft messages on a node's port "
     CHECK(std::find(j->begin(), j->end(), v) != j->end());
 }
 
-TEST_CASE("gateway: oversize messages, other clusters and strangers are "
+/// Resident memory of process `pid` in KiB (0 if unknown).
+long rss_kb(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmRSS:", 0) == 0)
+      return std::stol(line.substr(6));
+  return 0;
+}
+
+TEST_CASE("network: without TLS, a frame announcing 4 GiB and the packets "
+          "that crashed CAF 0.17's middleman leave a node up with flat "
+          "memory") {
+  process_cluster c(3);
+  auto ids = c.ids();
+  std::set<node_id> all(ids.begin(), ids.end());
+  REQUIRE(c.find_leader(all, 10s) != no_node);
+  auto rss_before = rss_kb(c.pid(1));
+  // BASP's 32-byte client_handshake header with an empty payload (crashed
+  // a CAF middleman), the same announcing 1 GiB, and our own frame header
+  // announcing 4 GiB - 1, each followed by a little data.
+  for (uint32_t len : {0u, 1u << 30}) {
+    std::vector<uint8_t> header(32, 0);
+    header[0] = 1;
+    header[4] = static_cast<uint8_t>(len >> 24);
+    header[5] = static_cast<uint8_t>(len >> 16);
+    header[6] = static_cast<uint8_t>(len >> 8);
+    header[7] = static_cast<uint8_t>(len);
+    // (To us its first four bytes announce a 16 MiB frame: allowed, so
+    // the node waits for the rest, holding only what arrived.)
+    wire_socket s(port_of(c.address(1)));
+    s.send_raw(header);
+  }
+  {
+    wire_socket s(port_of(c.address(1)));
+    s.send_raw({0xff, 0xff, 0xff, 0xff, 1, 2, 3});
+    CHECK(s.closed_by_peer(5s));
+  }
+  CHECK(::kill(c.pid(1), 0) == 0);
+  CHECK(rss_kb(c.pid(1)) < rss_before + 20 * 1024);
+  REQUIRE(c.metrics(1));
+  for (uint64_t v = 1; v <= 5; ++v)
+    CHECK(c.write(v, all, 10s));
+}
+
+TEST_CASE("network: oversize messages, other clusters and strangers are "
           "dropped before the node sees them") {
   process_cluster c(3, {}, {"--max-message-bytes", "1000"});
   auto ids = c.ids();
@@ -171,9 +236,6 @@ TEST_CASE("gateway: oversize messages, other clusters and strangers are "
   }
   REQUIRE(before);
   REQUIRE(before->leader == leader);
-  auto gw = c.gateway(target);
-  REQUIRE(gw);
-  caf::scoped_actor self{c.system()};
   // An AppendEntries of a much higher term makes a follower adopt that term
   // if it reaches the node.
   auto append = [&](uint64_t cluster, node_id from, size_t payload) {
@@ -187,16 +249,27 @@ TEST_CASE("gateway: oversize messages, other clusters and strangers are "
     r.entries.push_back(e);
     return r;
   };
-  self->send(*gw, append(4712, leader, 10));   // another cluster
-  self->send(*gw, append(4711, 99, 10));       // a stranger
-  self->send(*gw, append(4711, leader, 2000)); // over the 1000-byte limit
+  wire_socket peer(port_of(c.address(target)));
+  peer.send(wire::hello{4711, leader});
+  peer.send(append(4712, leader, 10));   // another cluster
+  peer.send(append(4711, 99, 10));       // not who said hello
+  peer.send(append(4711, leader, 2000)); // over the 1000-byte limit
+  // A stranger's hello: the connection is closed.
+  wire_socket stranger(port_of(c.address(target)));
+  stranger.send(wire::hello{4711, 99});
+  stranger.send(append(4711, 99, 10));
+  CHECK(stranger.closed_by_peer(5s));
+  // Another cluster's node: closed too.
+  wire_socket other(port_of(c.address(target)));
+  other.send(wire::hello{4712, leader});
+  CHECK(other.closed_by_peer(5s));
   std::this_thread::sleep_for(300ms);
   auto after = c.metrics(target);
   REQUIRE(after);
   CHECK(after->term == before->term);
   // The same request, small and from a member, does reach the node (so the
   // checks above are what stopped the others).
-  self->send(*gw, append(4711, leader, 10));
+  peer.send(append(4711, leader, 10));
   bool reached = false;
   for (int i = 0; i < 20 && !reached; ++i) {
     std::this_thread::sleep_for(50ms);
@@ -206,7 +279,7 @@ TEST_CASE("gateway: oversize messages, other clusters and strangers are "
   CHECK(reached);
 }
 
-TEST_CASE("gateway: a flooding sender is throttled and the cluster goes on "
+TEST_CASE("network: a flooding sender is throttled and the cluster goes on "
           "committing") {
   process_cluster c(3, {}, {"--max-messages-per-second", "3000"});
   auto ids = c.ids();
@@ -239,7 +312,7 @@ TEST_CASE("network: connecting to an address that never answers gives up at "
           "the timeout, and other connections still work") {
   process_cluster c(1);
   // A socket that listens but never speaks (the kernel completes the TCP
-  // handshake; the BASP handshake never comes).
+  // handshake; the node's hello never comes).
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   REQUIRE(fd >= 0);
   sockaddr_in a{};
@@ -251,7 +324,9 @@ TEST_CASE("network: connecting to an address that never answers gives up at "
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
   auto silent = "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
   auto start = std::chrono::steady_clock::now();
-  auto gw = connect_to_node(c.system(), silent, false, 500ms);
+  network_config net;
+  net.tls = false;
+  auto gw = connect_to_node(c.system(), silent, net, 500ms);
   auto took = std::chrono::steady_clock::now() - start;
   CHECK_FALSE(gw);
   CHECK(took < 3s);

@@ -124,7 +124,7 @@ TEST_CASE("network: a node started empty is added as a learner by a leader "
 
   c.start(4);
   auto leader = c.find_leader(all, 10s);
-  auto gw = c.gateway(leader);
+  auto gw = c.node_handle(leader);
   REQUIRE(gw);
   caf::scoped_actor self{c.system()};
   caf::error err;

@@ -1,6 +1,6 @@
 #include "tests/network/process_cluster.hpp"
 
-#include <caf/io/all.hpp>
+#include <caf/all.hpp>
 
 #include <doctest/doctest.h>
 
@@ -22,6 +22,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -160,6 +161,7 @@ process_cluster::process_cluster(size_t nodes, std::map<node_id, tls_files> tls,
     net.private_key = mine.key;
     net.ca_file = mine.ca;
   }
+  net_ = net;
   cfg_ = std::make_unique<caf::actor_system_config>();
   configure_network(*cfg_, net);
   sys_ = std::make_unique<caf::actor_system>(*cfg_);
@@ -174,7 +176,7 @@ process_cluster::~process_cluster() {
     int status = 0;
     ::waitpid(pid, &status, 0);
   }
-  gateways_.clear();
+  handles_.clear();
 }
 
 std::vector<node_id> process_cluster::ids() const {
@@ -247,7 +249,7 @@ void process_cluster::start(node_id id) {
   before << in.rdbuf();
   auto starts = before.str();
   pids_[id] = start_process(argv, log);
-  gateways_.erase(id);
+  handles_.erase(id);
   auto deadline = std::chrono::steady_clock::now() + 10s;
   while (std::chrono::steady_clock::now() < deadline) {
     std::ifstream again(log);
@@ -271,28 +273,28 @@ void process_cluster::signal(node_id id, int sig) {
     int status = 0;
     ::waitpid(it->second, &status, 0);
     pids_.erase(it);
-    gateways_.erase(id);
+    handles_.erase(id);
   }
 }
 
-std::optional<gateway_actor> process_cluster::gateway(node_id id) {
-  auto it = gateways_.find(id);
-  if (it != gateways_.end())
+std::optional<node_client_actor> process_cluster::node_handle(node_id id) {
+  auto it = handles_.find(id);
+  if (it != handles_.end())
     return it->second;
-  auto gw = connect_to_node(*sys_, address(id), !tls_.empty());
+  auto gw = connect_to_node(*sys_, address(id), net_);
   if (!gw)
     return std::nullopt;
-  gateways_[id] = *gw;
+  handles_[id] = *gw;
   return *gw;
 }
 
 void process_cluster::disconnect(node_id id) {
-  gateways_.erase(id);
+  handles_.erase(id);
 }
 
 std::optional<node_metrics>
 process_cluster::metrics(node_id id, std::chrono::milliseconds timeout) {
-  auto gw = gateway(id);
+  auto gw = node_handle(id);
   if (!gw)
     return std::nullopt;
   std::optional<node_metrics> out;
@@ -330,7 +332,7 @@ bool process_cluster::write(uint64_t value, const std::set<node_id>& among,
       leader = find_leader(among, 2s);
     if (leader == no_node)
       continue;
-    auto gw = gateway(leader);
+    auto gw = node_handle(leader);
     if (!gw) {
       last_leader_ = no_node;
       std::this_thread::sleep_for(20ms);
@@ -352,7 +354,7 @@ bool process_cluster::write(uint64_t value, const std::set<node_id>& among,
 }
 
 std::optional<std::vector<uint64_t>> process_cluster::journal(node_id id) {
-  auto gw = gateway(id);
+  auto gw = node_handle(id);
   if (!gw)
     return std::nullopt;
   std::optional<std::vector<uint64_t>> out;

@@ -4,6 +4,8 @@
 #pragma once
 
 #include "actors/network.hpp"
+#include "tests/network/test_certs.hpp"
+#include "tests/network/wire_socket.hpp"
 
 #include <caf/all.hpp>
 
@@ -51,9 +53,7 @@ bool wait_for_text(const std::string& log, const std::string& text,
 class process_cluster {
 public:
   /// TLS files per node (empty: TLS off).
-  struct tls_files {
-    std::string cert, key, ca;
-  };
+  using tls_files = cert_files;
 
   /// Starts `nodes` founding members (ids 1..nodes, initialised together);
   /// `spares` more ids get ports and can be started with start(), knowing
@@ -79,8 +79,9 @@ public:
   /// The client's actor system.
   caf::actor_system& system() { return *sys_; }
 
-  /// Node `id`'s gateway (connecting if needed; none if unreachable).
-  std::optional<gateway_actor> gateway(node_id id);
+  /// A client connection to node `id` (made if needed; none if
+  /// unreachable).
+  std::optional<node_client_actor> node_handle(node_id id);
   /// Forgets the connection to `id` (after it was killed).
   void disconnect(node_id id);
 
@@ -111,7 +112,8 @@ private:
   std::map<node_id, tls_files> tls_;
   std::vector<std::string> extra_flags_;
   std::map<node_id, pid_t> pids_;
-  std::map<node_id, gateway_actor> gateways_;
+  network_config net_;
+  std::map<node_id, node_client_actor> handles_;
   std::unique_ptr<caf::actor_system_config> cfg_;
   std::unique_ptr<caf::actor_system> sys_;
   node_id last_leader_ = no_node;
