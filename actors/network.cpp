@@ -496,8 +496,14 @@ void on_rpc(network_pointer self, conn_info& c, raft_message m) {
 
 void answer(network_pointer self, net::conn_id conn, uint64_t id,
             wire::response r) {
-  self->state.loop->send(conn,
-                         wire::encode(wire::response_frame{id, std::move(r)}));
+  auto& st = self->state;
+  if (!st.conns.count(conn))
+    return; // closed meanwhile
+  // A client that does not read its answers fills its send queue: it loses
+  // the connection rather than an answer silently.
+  if (!st.loop->send(conn,
+                     wire::encode(wire::response_frame{id, std::move(r)})))
+    refuse(self, conn, "cannot queue an answer (the client does not read)");
 }
 
 /// Asks the node and answers on the connection.
@@ -691,6 +697,10 @@ void on_closed(network_pointer self, conn_closed& e) {
   }
   if (l->second.in == e.conn)
     l->second.in = 0;
+  // Forget peers we know nothing about any more (an unconfigured node
+  // accepts hellos from any id of its cluster).
+  if (l->second.address.empty() && l->second.out == 0 && l->second.in == 0)
+    st.links.erase(l);
 }
 
 network_actor::behavior_type network(network_pointer self, node_id self_id,
@@ -826,6 +836,15 @@ template <class Result>
 void relay(proxy_pointer self, caf::typed_response_promise<Result> rp,
            wire::request req) {
   auto& st = self->state;
+  // Answers that never come (the caller's own timeout has long passed)
+  // would otherwise pile up for as long as the connection lives.
+  constexpr size_t max_pending = 100000;
+  if (st.pending.size() >= max_pending) {
+    rp.deliver(make_error(raft_error::overloaded,
+                          std::to_string(max_pending) + " requests to "
+                            + st.address + " are still unanswered"));
+    return;
+  }
   auto id = ++st.next_request;
   if (st.node == no_node
       || !st.loop->send(
