@@ -642,6 +642,16 @@ uint64_t admit(node_pointer self, pending_request req) {
   return id;
 }
 
+/// Empty if the state machine accepts the write's command, else why not.
+std::string check_write(node_pointer self, const client_write& w) {
+  try {
+    auto why = self->state.sm->check_command(w.payload);
+    return why.empty() ? why : "the state machine refuses the command: " + why;
+  } catch (const std::exception& e) {
+    return std::string("the state machine refuses the command: ") + e.what();
+  }
+}
+
 caf::response_promise
 admin_request(node_pointer self, const std::function<event(uint64_t)>& make) {
   pending_request req;
@@ -722,6 +732,8 @@ node_impl_actor::behavior_type node(node_pointer self, node_config cfg,
   return {
     [self](client_write& w) -> caf::result<write_result> {
       auto& st = self->state;
+      if (auto why = check_write(self, w); !why.empty())
+        return make_error(raft_error::invalid_argument, why);
       auto leader = st.core->leader_id();
       if (st.cfg.forward_to_leader && !st.stopped
           && st.core->role() != node_role::leader && leader != no_node) {
@@ -878,6 +890,9 @@ node_impl_actor::behavior_type node(node_pointer self, node_config cfg,
       return {};
     },
     [self](forwarded_write& w) -> caf::result<write_result> {
+      // (Checked again: the follower may run another version.)
+      if (auto why = check_write(self, w.write); !why.empty())
+        return make_error(raft_error::invalid_argument, why);
       // Never passed on twice: a node that does not lead answers not_leader.
       pending_request req;
       req.kind = pending_request::write;

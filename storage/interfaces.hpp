@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 namespace raft_actor {
@@ -110,6 +111,15 @@ public:
   /// entry. Throwing stops the node (an entry is never skipped).
   virtual std::vector<std::vector<uint8_t>>
   apply(const std::vector<log_entry>& entries) = 0;
+  /// Checks a client's command before it is proposed: empty if it may be
+  /// appended, else why not (the write is refused with invalid_argument
+  /// and never reaches the log, so a command that apply() could not decode
+  /// never stops the cluster). Runs on the node's own actor, concurrently
+  /// with apply(): it must not touch the state. Default: accept all.
+  virtual std::string check_command(const std::vector<uint8_t>& payload) const {
+    (void)payload;
+    return {};
+  }
   /// Answers a read-only query against the current state.
   virtual std::vector<uint8_t> query(const std::vector<uint8_t>& q) const = 0;
   /// A point-in-time copy of the state, taken cheaply on the applying side

@@ -111,6 +111,17 @@ public:
     return out;
   }
 
+  /// Refuses a command that does not decode as Command.
+  std::string
+  check_command(const std::vector<uint8_t>& payload) const override {
+    try {
+      (void)from_bytes<Command>(payload);
+      return {};
+    } catch (const std::invalid_argument& e) {
+      return e.what();
+    }
+  }
+
   std::vector<uint8_t> query(const std::vector<uint8_t>& q) const override {
     return to_bytes(answer(*state_, from_bytes<Query>(q)));
   }

@@ -396,3 +396,38 @@ TEST_CASE("deterministic: when the state machine throws, the node stops with "
   CHECK(stopped >= 1);
   CAPTURE(stopped);
 }
+
+namespace {
+
+/// A counter that refuses the command {0xee} before it is proposed.
+class picky_counter : public counter {
+public:
+  std::string check_command(const std::vector<uint8_t>& p) const override {
+    return p == std::vector<uint8_t>{0xee} ? "0xee is not a command" : "";
+  }
+};
+
+} // namespace
+
+TEST_CASE("deterministic: a command the state machine refuses is answered "
+          "invalid_argument and never appended, at the leader and through "
+          "a follower") {
+  det_cluster c(3, [] { return std::make_shared<picky_counter>(); });
+  auto leader = leader_of(c);
+  auto follower = leader == 1 ? node_id{2} : node_id{1};
+  auto before = c.ask<node_metrics>(c.nodes[leader], admin_get_metrics{});
+  REQUIRE(before);
+  for (auto at : {leader, follower}) {
+    caf::error e;
+    CHECK_FALSE(c.ask<write_result>(c.nodes[at], client_write{{0xee}}, &e));
+    CHECK(code_of(e) == raft_error::invalid_argument);
+    CHECK(c.sys->render(e).find("0xee is not a command") != std::string::npos);
+  }
+  auto after = c.ask<node_metrics>(c.nodes[leader], admin_get_metrics{});
+  REQUIRE(after);
+  CHECK(after->last_log_index == before->last_log_index);
+  // Other commands go on as before.
+  auto w = c.ask<write_result>(c.nodes[leader], client_write{{1}});
+  REQUIRE(w);
+  CHECK(w->response == counter::encode(1));
+}

@@ -84,3 +84,12 @@ TEST_CASE("typed state machine: undecodable bytes are a clear error") {
   CHECK_THROWS_AS(sm.restore({1, 2}), std::invalid_argument);
   CHECK_THROWS_AS(sm.query({}), std::invalid_argument);
 }
+
+TEST_CASE("typed state machine: check_command accepts what decodes and "
+          "names why it refuses the rest") {
+  kv sm;
+  CHECK(sm.check_command(kv::encode_command({"a", "1"})).empty());
+  auto why = sm.check_command({0xff, 0xff, 0xff});
+  CHECK(why.find("cannot decode") != std::string::npos);
+  CHECK(sm.state().data.empty()); // checking applies nothing
+}
