@@ -161,6 +161,8 @@ struct node_state {
   /// Id of the last snapshot this node built (ids must never repeat).
   uint64_t last_snapshot_id = 0;
   bool stopped = false;
+  /// Event counts for node_metrics.
+  node_counters counters;
   static inline const char* name = "raft_node";
 };
 
@@ -218,8 +220,10 @@ void stop_quietly(node_pointer self, const std::string& why) {
 
 void execute(node_pointer self, command& c, std::deque<event>& followups);
 
-node_metrics make_metrics(const raft_core& c) {
+node_metrics make_metrics(const node_state& st) {
+  const auto& c = *st.core;
   node_metrics m;
+  m.counters = st.counters;
   m.id = c.id();
   m.role = c.role();
   m.term = c.current_term();
@@ -252,7 +256,7 @@ void update_subscribers(node_pointer self) {
   auto& st = self->state;
   if (st.subscribers.empty())
     return;
-  auto m = make_metrics(*st.core);
+  auto m = make_metrics(st);
   const auto& p = st.published;
   if (m.role != p.role || m.term != p.term || m.leader != p.leader
       || !(m.config == p.config)) {
@@ -564,6 +568,10 @@ void execute(node_pointer self, command& c, std::deque<event>& followups) {
   } else if (auto* rc = std::get_if<role_changed>(&c)) {
     if (rc->role != node_role::leader)
       stop_streams(self);
+    if (rc->role == node_role::candidate)
+      ++st.counters.elections;
+    else if (rc->role == node_role::leader)
+      ++st.counters.leaderships;
     SPDLOG_INFO("node {} term {}: {} (leader: {})", id, rc->term,
                 to_string(rc->role), rc->leader);
   } else if (auto* d = std::get_if<diagnostic>(&c)) {
@@ -650,6 +658,12 @@ std::string check_write(node_pointer self, const client_write& w) {
   } catch (const std::exception& e) {
     return std::string("the state machine refuses the command: ") + e.what();
   }
+}
+
+/// Counts a client write the leader is about to propose.
+void count_proposal(node_pointer self) {
+  if (self->state.core->role() == node_role::leader)
+    ++self->state.counters.proposals;
 }
 
 caf::response_promise
@@ -761,9 +775,11 @@ node_impl_actor::behavior_type node(node_pointer self, node_config cfg,
       pending_request req;
       req.kind = pending_request::write;
       req.promise = self->make_response_promise();
-      if (auto id = admit(self, std::move(req)))
+      if (auto id = admit(self, std::move(req))) {
+        count_proposal(self);
         step(self, client_proposal{id, wrap_command(w.client_id, w.sequence,
                                                     std::move(w.payload))});
+      }
       return caf::delegated<write_result>{};
     },
     [self](client_read& r) -> caf::result<read_result> {
@@ -831,7 +847,7 @@ node_impl_actor::behavior_type node(node_pointer self, node_config cfg,
       return caf::delegated<admin_done>{};
     },
     [self](admin_get_metrics) -> node_metrics {
-      return make_metrics(*self->state.core);
+      return make_metrics(self->state);
     },
     [self](admin_remove_node& a) -> caf::result<admin_done> {
       const auto& cfg = self->state.core->config();
@@ -866,7 +882,7 @@ node_impl_actor::behavior_type node(node_pointer self, node_config cfg,
       if (s.listener) {
         self->monitor(s.listener);
         st.subscribers.push_back(s.listener);
-        self->send(s.listener, make_metrics(*st.core));
+        self->send(s.listener, make_metrics(st));
       }
       return {};
     },
@@ -879,7 +895,7 @@ node_impl_actor::behavior_type node(node_pointer self, node_config cfg,
       auto& st = self->state;
       st.metrics_scheduled = false;
       if (!st.subscribers.empty())
-        publish_metrics(self, make_metrics(*st.core));
+        publish_metrics(self, make_metrics(st));
     },
     [self](admin_shutdown) -> admin_done {
       auto& st = self->state;
@@ -897,17 +913,22 @@ node_impl_actor::behavior_type node(node_pointer self, node_config cfg,
       pending_request req;
       req.kind = pending_request::write;
       req.promise = self->make_response_promise();
-      if (auto id = admit(self, std::move(req)))
+      if (auto id = admit(self, std::move(req))) {
+        count_proposal(self);
         step(self, client_proposal{
                      id, wrap_command(w.write.client_id, w.write.sequence,
                                       std::move(w.write.payload))});
+      }
       return caf::delegated<write_result>{};
     },
     [self](peer_message& m) {
       step(self, message_received{std::move(m.message)});
     },
     [self](writes_persisted w) { step(self, w); },
-    [self](snapshot_built b) { step(self, b); },
+    [self](snapshot_built b) {
+      ++self->state.counters.snapshots_built;
+      step(self, b);
+    },
     [self](storage_failed& f) {
       stop_fatally(self, raft_error::storage_failed, f.what);
     },
@@ -922,6 +943,7 @@ node_impl_actor::behavior_type node(node_pointer self, node_config cfg,
                                         "from a received snapshot: ")
                               + e.what());
       }
+      ++st.counters.snapshots_installed;
       // Writes this node appended up to the snapshot were replaced by it:
       // whether they committed cannot be told any more.
       for (auto it = st.writes_at.begin();

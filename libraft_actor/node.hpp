@@ -186,6 +186,20 @@ struct admin_shutdown {};
 /// Answer to an admin command that has no other result.
 struct admin_done {};
 
+/// What happened at a node since it started.
+struct node_counters {
+  /// Client writes this node proposed as leader (forwarded ones included).
+  uint64_t proposals = 0;
+  /// Elections it started (it became candidate).
+  uint64_t elections = 0;
+  /// Times it became leader.
+  uint64_t leaderships = 0;
+  /// Snapshots it built.
+  uint64_t snapshots_built = 0;
+  /// Snapshots it installed from a leader.
+  uint64_t snapshots_installed = 0;
+};
+
 /// A node's view of itself and its peers.
 struct node_metrics {
   /// This node.
@@ -211,6 +225,8 @@ struct node_metrics {
   /// Per peer (leader only): entries the peer lacks (last_log_index minus
   /// its match index).
   std::map<node_id, index_t> lag;
+  /// Event counts since the node started.
+  node_counters counters;
 };
 
 /// Receives node_metrics updates (see admin_subscribe_metrics).
@@ -457,12 +473,20 @@ typename Inspector::result_type inspect(Inspector& f, peer_directory& x) {
   return f(caf::meta::type_name("raft_actor::peer_directory"), x.addresses);
 }
 
+/// Inspects node_counters.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, node_counters& x) {
+  return f(caf::meta::type_name("raft_actor::node_counters"), x.proposals,
+           x.elections, x.leaderships, x.snapshots_built,
+           x.snapshots_installed);
+}
+
 /// Inspects node_metrics.
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, node_metrics& x) {
   return f(caf::meta::type_name("raft_actor::node_metrics"), x.id, x.role,
            x.term, x.leader, x.commit_index, x.last_applied, x.last_log_index,
-           x.snapshot_index, x.config, x.match_index, x.lag);
+           x.snapshot_index, x.config, x.match_index, x.lag, x.counters);
 }
 
 } // namespace raft_actor

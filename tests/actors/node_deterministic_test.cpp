@@ -292,6 +292,14 @@ TEST_CASE("deterministic: trigger_snapshot builds a snapshot of everything "
   auto after = c.ask<node_metrics>(c.nodes[leader], admin_get_metrics{});
   REQUIRE(after);
   CHECK(after->snapshot_index == before->last_applied);
+  // The counters saw it all: one election won, five proposals, one
+  // snapshot built, none installed.
+  CHECK(before->counters.snapshots_built == 0);
+  CHECK(after->counters.snapshots_built == 1);
+  CHECK(after->counters.proposals == 5);
+  CHECK(after->counters.leaderships == 1);
+  CHECK(after->counters.elections >= 1);
+  CHECK(after->counters.snapshots_installed == 0);
   // Followers can be asked too.
   auto follower = leader == 1 ? node_id{2} : node_id{1};
   auto fm = c.ask<node_metrics>(c.nodes[follower], admin_get_metrics{});
