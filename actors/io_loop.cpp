@@ -186,6 +186,16 @@ void set_nodelay(int fd) {
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
+/// The common name in a certificate's subject (empty if none).
+std::string common_name(X509* cert) {
+  if (!cert)
+    return {};
+  char buf[256];
+  int n = X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName,
+                                    buf, sizeof buf);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string{};
+}
+
 /// Builds the one SSL_CTX of a loop; throws with the file and OpenSSL's
 /// reason.
 SSL_CTX* make_tls_context(const tls_settings& tls) {
@@ -278,6 +288,12 @@ struct conn {
   const std::string peer;
   /// Made by connect() (its deadline is connect_timeout).
   const bool outbound;
+  /// The common name of the peer's verified certificate (TLS; set before
+  /// on_open).
+  std::string identity;
+  /// A frame was delivered (the first one is held to
+  /// io_limits::max_first_frame_bytes).
+  bool greeted = false;
 
   // -- guarded by impl::mtx ---------------------------------------------------
 
@@ -669,12 +685,22 @@ struct io_loop::impl {
     }
   }
 
+  /// Open connections made by connect() (`outbound`) or accepted.
+  size_t count_connections(bool outbound) const {
+    size_t n = 0;
+    for (const auto& kv : conns)
+      n += kv.second->outbound == outbound;
+    return n;
+  }
+
   /// The task behind close().
   void begin_close(conn_id id, const std::string& why, bool flush) {
     auto it = conns.find(id);
     if (it == conns.end())
       return;
     auto c = it->second;
+    if (c->ph == phase::closing && flush)
+      return; // a flushing close is under way; let it finish
     if (!flush || c->ph != phase::open) {
       close_now(c, why);
       return;
@@ -856,7 +882,7 @@ struct io_loop::impl {
         epoll_ctl(epfd, EPOLL_CTL_MOD, l->fd, &ev);
         return;
       }
-      if (conns.size() >= limits.max_connections) {
+      if (count_connections(false) >= limits.max_connections) {
         SPDLOG_DEBUG("io_loop: refusing {}: {} connections open",
                      address_text(sa), conns.size());
         ::close(fd);
@@ -926,8 +952,8 @@ struct io_loop::impl {
       close_now(c, "cannot resolve " + c->peer + ": " + resolve_error);
       return;
     }
-    if (conns.size() >= limits.max_connections) {
-      close_now(c, "too many connections (limit "
+    if (count_connections(true) >= limits.max_connections) {
+      close_now(c, "too many outbound connections (limit "
                      + std::to_string(limits.max_connections) + ")");
       return;
     }
@@ -1038,8 +1064,9 @@ struct io_loop::impl {
         close_now(c, "TLS handshake failed: peer certificate not verified");
         return;
       }
-      SPDLOG_DEBUG("io_loop: connection {} ({}): TLS handshake done", c->id,
-                   c->peer);
+      c->identity = common_name(SSL_get0_peer_certificate(c->ssl));
+      SPDLOG_DEBUG("io_loop: connection {} ({}): TLS handshake done ({})",
+                   c->id, c->peer, c->identity);
       c->hs_wants_write = false;
       c->ph = phase::open;
       update_events(*c);
@@ -1074,7 +1101,7 @@ struct io_loop::impl {
     arm(now + std::min(limits.ping_interval, limits.idle_timeout));
     SPDLOG_DEBUG("io_loop: connection {} ({}) open", c->id, c->peer);
     try {
-      c->handler->on_open(c->id, c->peer);
+      c->handler->on_open(c->id, c->peer, c->identity);
     } catch (const std::exception& e) {
       close_now(c, std::string("on_open failed: ") + e.what());
     } catch (...) {
@@ -1209,10 +1236,14 @@ struct io_loop::impl {
         c->head_got = 0;
         size_t len = read_be32(c->head.data());
         // Checked before a single byte is allocated for it.
-        if (len > limits.max_frame_bytes) {
-          close_now(c, "frame of " + std::to_string(len)
+        auto cap = c->greeted ? limits.max_frame_bytes
+                              : std::min(limits.max_frame_bytes,
+                                         limits.max_first_frame_bytes);
+        if (len > cap) {
+          close_now(c, std::string(c->greeted ? "frame" : "first frame")
+                         + " of " + std::to_string(len)
                          + " bytes exceeds the limit of "
-                         + std::to_string(limits.max_frame_bytes));
+                         + std::to_string(cap));
           return;
         }
         if (len == 0)
@@ -1241,6 +1272,7 @@ struct io_loop::impl {
   /// Hands the completed `body` to the handler; pauses reading if the
   /// handler holds too much.
   void deliver(const conn_ptr& c) {
+    c->greeted = true;
     auto body = std::move(c->body);
     c->body = {};
     auto size = body.size();

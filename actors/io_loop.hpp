@@ -48,14 +48,19 @@ struct tls_settings {
 struct io_limits {
   /// Largest frame body accepted or sent.
   size_t max_frame_bytes = 64 << 20;
+  /// Largest first frame accepted on a connection (e.g. a small greeting,
+  /// so that a peer must say who it is before it may send big frames; the
+  /// smaller of this and max_frame_bytes applies).
+  size_t max_first_frame_bytes = 64 << 20;
   /// Frame bytes handed to a handler and not yet released (see release());
   /// beyond this the loop stops reading that connection until the handler
   /// catches up.
   size_t max_unreleased_bytes = 128 << 20;
   /// Bytes queued for sending on one connection; send() refuses more.
   size_t max_queued_bytes = 256 << 20;
-  /// Connections open at once (inbound and outbound); further accepted
-  /// connections are closed at once.
+  /// Accepted connections open at once; further ones are closed at once.
+  /// (Outbound connections have a limit of their own, the same number, so
+  /// that strangers cannot take the slots a node needs to reach its peers.)
   size_t max_connections = 1024;
   /// A connection attempt (TCP and TLS handshake) must finish in this time.
   std::chrono::milliseconds connect_timeout{5000};
@@ -75,8 +80,12 @@ class conn_handler {
 public:
   virtual ~conn_handler() = default;
   /// The connection is usable (TCP connected and, with TLS, the handshake
-  /// done and the peer's certificate verified). `peer` is "host:port".
-  virtual void on_open(conn_id id, const std::string& peer) = 0;
+  /// done and the peer's certificate verified). `peer` is "host:port";
+  /// `identity` the common name of the peer's verified certificate (empty
+  /// without TLS).
+  virtual void on_open(conn_id id, const std::string& peer,
+                       const std::string& identity)
+    = 0;
   /// One complete frame body (never empty). Its size counts against
   /// io_limits::max_unreleased_bytes until released.
   virtual void on_frame(conn_id id, std::vector<uint8_t> body) = 0;

@@ -18,6 +18,8 @@
 #include <set>
 #include <thread>
 
+#include <sys/resource.h>
+
 namespace raft_actor {
 
 // -- configuration ------------------------------------------------------------
@@ -133,6 +135,8 @@ namespace raft_actor::detail {
 struct conn_opened {
   net::conn_id conn = 0;
   std::string peer;
+  /// The common name of the peer's certificate (TLS).
+  std::string identity;
 };
 
 /// A frame arrived.
@@ -171,9 +175,13 @@ public:
                   std::vector<uint8_t> hello)
       : target_(std::move(target)), loop_(loop), hello_(std::move(hello)) {}
 
-  void on_open(net::conn_id id, const std::string& peer) override {
+  void on_open(net::conn_id id, const std::string& peer,
+               const std::string& identity) override {
+    if (!tell(conn_opened{id, peer, identity})) {
+      loop_->close(id, "the local endpoint stopped");
+      return;
+    }
     loop_->send(id, hello_);
-    tell(conn_opened{id, peer});
   }
 
   void on_frame(net::conn_id id, std::vector<uint8_t> body) override {
@@ -220,12 +228,21 @@ std::shared_ptr<net::io_loop> make_loop(const net::io_limits& limits,
 net::io_limits limits_of(const network_config& net) {
   net::io_limits l;
   l.max_frame_bytes = net.max_message_bytes + wire::frame_overhead;
+  // The first frame is a hello (a few dozen bytes): nobody gets to send a
+  // big frame before saying who it is.
+  l.max_first_frame_bytes = 4096;
   l.max_unreleased_bytes = 2 * l.max_frame_bytes;
   l.max_queued_bytes = 4 * l.max_frame_bytes;
   l.connect_timeout = net.connect_timeout;
   l.handshake_timeout = net.connect_timeout;
   l.ping_interval = net.heartbeat_interval;
   l.idle_timeout = net.connection_timeout;
+  // Leave half of the process's descriptors to everything else (storage
+  // files above all: running out there stops the node).
+  rlimit files{};
+  if (::getrlimit(RLIMIT_NOFILE, &files) == 0
+      && files.rlim_cur != RLIM_INFINITY)
+    l.max_connections = std::max<size_t>(16, files.rlim_cur / 2);
   return l;
 }
 
@@ -326,8 +343,12 @@ metrics_forwarder(metrics_forwarder_actor::pointer self,
                   std::shared_ptr<net::io_loop> loop, net::conn_id conn) {
   return {
     [self, loop, conn](node_metrics& m) {
-      if (!loop->send(conn, wire::encode(wire::frame{std::move(m)})))
-        self->quit(); // the connection is gone (or hopelessly behind)
+      if (!loop->send(conn, wire::encode(wire::frame{std::move(m)}))) {
+        // Gone, or hopelessly behind: the client learns by losing the
+        // connection rather than by silence.
+        loop->close(conn, "cannot queue metrics (the client does not read)");
+        self->quit();
+      }
     },
   };
 }
@@ -342,8 +363,12 @@ struct conn_info {
   /// The other end's hello has come: it is node `from` (0: a client).
   bool greeted = false;
   node_id from = no_node;
+  /// The common name of the peer's certificate (TLS).
+  std::string identity;
   /// Flood control.
   bucket tokens;
+  /// Requests passed to the node and not answered yet.
+  size_t in_flight = 0;
   /// Its metrics subscription, if any.
   metrics_forwarder_actor metrics;
 };
@@ -385,12 +410,25 @@ using serve_atom = caf::atom_constant<caf::atom("serve")>;
 /// A forwarded write's time is up.
 using expire_atom = caf::atom_constant<caf::atom("expire")>;
 
+/// A connection's time to say hello is up.
+using hello_atom = caf::atom_constant<caf::atom("hello")>;
+
+/// Requests one connection may have waiting at the node; more are answered
+/// `overloaded` (one client must not use up the node's capacity).
+constexpr size_t max_in_flight = 1000;
+
+/// How long the network actor waits for the node's answer to a request
+/// (the node answers within its own request_timeout; this only bounds a
+/// node that broke that promise).
+constexpr auto node_answer_timeout = std::chrono::seconds(60);
+
 /// The network actor's interface: the router's, plus what it gets from
 /// its io_loop, its timers and the node it serves.
 using network_actor = router_actor::extend<
   caf::reacts_to<conn_opened>, caf::reacts_to<conn_frame>,
   caf::reacts_to<conn_closed>, caf::reacts_to<serve_atom, node_actor>,
-  caf::reacts_to<expire_atom, uint64_t>>;
+  caf::reacts_to<expire_atom, uint64_t>,
+  caf::reacts_to<hello_atom, net::conn_id>>;
 
 using network_pointer = network_actor::stateful_pointer<network_state>;
 
@@ -499,10 +537,16 @@ void answer(network_pointer self, net::conn_id conn, uint64_t id,
   auto& st = self->state;
   if (!st.conns.count(conn))
     return; // closed meanwhile
+  auto body = wire::encode(wire::response_frame{id, std::move(r)});
+  if (body.size() > st.loop->limits().max_frame_bytes)
+    body = wire::encode(wire::response_frame{
+      id, wire::response{wire::to_reply(
+            make_error(raft_error::payload_too_large,
+                       "the answer of " + std::to_string(body.size())
+                         + " bytes exceeds the connection's frame limit"))}});
   // A client that does not read its answers fills its send queue: it loses
   // the connection rather than an answer silently.
-  if (!st.loop->send(conn,
-                     wire::encode(wire::response_frame{id, std::move(r)})))
+  if (!st.loop->send(conn, std::move(body)))
     refuse(self, conn, "cannot queue an answer (the client does not read)");
 }
 
@@ -510,12 +554,24 @@ void answer(network_pointer self, net::conn_id conn, uint64_t id,
 template <class Result, class Request>
 void ask_node(network_pointer self, net::conn_id conn, uint64_t id,
               Request&& x) {
-  self->request(self->state.node, caf::infinite, std::forward<Request>(x))
+  if (auto it = self->state.conns.find(conn); it != self->state.conns.end())
+    ++it->second.in_flight;
+  auto done = [self, conn] {
+    auto it = self->state.conns.find(conn);
+    if (it != self->state.conns.end() && it->second.in_flight > 0)
+      --it->second.in_flight;
+  };
+  self->request(self->state.node, node_answer_timeout, std::forward<Request>(x))
     .then(
-      [self, conn, id](Result& r) {
+      [self, conn, id, done](Result& r) {
+        done();
         answer(self, conn, id, wire::response{std::move(r)});
       },
-      [self, conn, id](caf::error& e) {
+      [self, conn, id, done](caf::error& e) {
+        done();
+        if (e == caf::sec::request_timeout)
+          e = make_error(raft_error::unknown_outcome,
+                         "the node did not answer in time");
         answer(self, conn, id, wire::response{wire::to_reply(e)});
       });
 }
@@ -524,7 +580,8 @@ void ask_node(network_pointer self, net::conn_id conn, uint64_t id,
 void on_request(network_pointer self, net::conn_id conn, conn_info& c,
                 wire::request_frame& r) {
   auto& st = self->state;
-  if (!c.tokens.take(self->clock().now(), st.net.max_messages_per_second)) {
+  if (!c.tokens.take(self->clock().now(), st.net.max_messages_per_second)
+      || c.in_flight >= max_in_flight) {
     answer(self, conn, r.id,
            wire::to_reply(make_error(raft_error::overloaded,
                                      "too many requests on this connection")));
@@ -534,8 +591,11 @@ void on_request(network_pointer self, net::conn_id conn, conn_info& c,
     [&](auto& x) {
       using T = std::decay_t<decltype(x)>;
       if constexpr (std::is_same_v<T, wire::subscribe_metrics>) {
-        if (!c.metrics)
-          c.metrics = self->spawn(metrics_forwarder, st.loop, conn);
+        if (c.metrics) {
+          answer(self, conn, r.id, wire::response{admin_done{}});
+          return;
+        }
+        c.metrics = self->spawn(metrics_forwarder, st.loop, conn);
         ask_node<admin_done>(self, conn, r.id,
                              admin_subscribe_metrics{c.metrics});
       } else if constexpr (std::is_same_v<T, wire::unsubscribe_metrics>) {
@@ -549,8 +609,11 @@ void on_request(network_pointer self, net::conn_id conn, conn_info& c,
                              admin_unsubscribe_metrics{listener});
         self->send_exit(listener, caf::exit_reason::user_shutdown);
       } else if constexpr (std::is_same_v<T, forwarded_write>) {
-        if (c.from == no_node) {
-          refuse(self, conn, "a client sent a forwarded write");
+        if (c.from == no_node || x.from != c.from || x.to != st.self_id) {
+          refuse(self, conn,
+                 "a forwarded write from node " + std::to_string(x.from)
+                   + " to node " + std::to_string(x.to)
+                   + " on the connection of node " + std::to_string(c.from));
           return;
         }
         ask_node<write_result>(self, conn, r.id, std::move(x));
@@ -579,6 +642,11 @@ void on_response(network_pointer self, net::conn_id conn,
   done(r.body);
 }
 
+/// The common name a node's certificate must carry.
+std::string node_common_name(node_id id) {
+  return "node" + std::to_string(id);
+}
+
 void on_hello(network_pointer self, net::conn_id conn, conn_info& c,
               const wire::hello& h) {
   auto& st = self->state;
@@ -599,6 +667,14 @@ void on_hello(network_pointer self, net::conn_id conn, conn_info& c,
                   "node " + std::to_string(h.from) + " is not a member");
   if (h.from == st.self_id && h.from != no_node)
     return refuse(self, conn, "a peer claims to be this node");
+  // With TLS a node must hold a certificate made out to it: a client's
+  // certificate (or another node's) cannot speak for a member.
+  if (st.net.tls && h.from != no_node && c.identity != node_common_name(h.from))
+    return refuse(self, conn,
+                  "a certificate for \"" + c.identity
+                    + "\" cannot speak for node " + std::to_string(h.from)
+                    + " (its certificate's common name must be \""
+                    + node_common_name(h.from) + "\")");
   c.greeted = true;
   c.from = h.from;
   if (h.from == no_node)
@@ -618,12 +694,26 @@ void on_hello(network_pointer self, net::conn_id conn, conn_info& c,
   }
 }
 
+void dispatch(network_pointer self, conn_frame& f);
+
 void on_frame(network_pointer self, conn_frame& f) {
   auto& st = self->state;
   auto size = f.body.size();
   // The loop reads on only while the handlers keep up (see io_limits).
   auto release
     = caf::detail::make_scope_guard([&] { st.loop->release(f.conn, size); });
+  // Nothing a peer sends may stop this actor (its node would lose the
+  // network): e.g. a frame whose decoding runs out of memory costs the
+  // sender its connection.
+  try {
+    dispatch(self, f);
+  } catch (const std::exception& e) {
+    refuse(self, f.conn, std::string("cannot handle a frame: ") + e.what());
+  }
+}
+
+void dispatch(network_pointer self, conn_frame& f) {
+  auto& st = self->state;
   auto it = st.conns.find(f.conn);
   if (it == st.conns.end())
     return; // closed meanwhile
@@ -733,8 +823,13 @@ network_actor::behavior_type network(network_pointer self, node_id self_id,
                           "not connected to the leader (node "
                             + std::to_string(w.to) + ") yet; not appended");
       auto id = ++st.next_request;
-      if (!st.loop->send(conn, wire::encode(wire::request_frame{
-                                 id, wire::request{std::move(w)}})))
+      auto body
+        = wire::encode(wire::request_frame{id, wire::request{std::move(w)}});
+      if (body.size() > st.loop->limits().max_frame_bytes)
+        return make_error(raft_error::payload_too_large,
+                          "the write does not fit in one message to the "
+                          "leader (max_message_bytes)");
+      if (!st.loop->send(conn, std::move(body)))
         return make_error(raft_error::not_leader,
                           "cannot send to the leader; not appended");
       auto rp = self->make_response_promise<write_result>();
@@ -773,15 +868,22 @@ network_actor::behavior_type network(network_pointer self, node_id self_id,
       }
     },
     [self](serve_atom, node_actor& node) {
+      // One unit: if either stops, so does the other.
       self->state.node = std::move(node);
       self->monitor(self->state.node);
+      self->link_to(self->state.node);
     },
     [self](conn_opened& o) {
-      auto it = self->state.conns.find(o.conn);
-      if (it != self->state.conns.end())
-        it->second.peer = o.peer;
-      else
-        self->state.conns[o.conn].peer = o.peer; // accepted
+      auto& c = self->state.conns[o.conn]; // (new if accepted)
+      c.peer = o.peer;
+      c.identity = o.identity;
+      self->delayed_send(self, self->state.net.connect_timeout,
+                         hello_atom::value, o.conn);
+    },
+    [self](hello_atom, net::conn_id conn) {
+      auto it = self->state.conns.find(conn);
+      if (it != self->state.conns.end() && !it->second.greeted)
+        refuse(self, conn, "no hello in time");
     },
     [self](conn_frame& f) { on_frame(self, f); },
     [self](conn_closed& e) { on_closed(self, e); },
@@ -812,7 +914,12 @@ using ready_atom = caf::atom_constant<caf::atom("ready")>;
 /// A proxy's full interface.
 using proxy_actor = node_client_actor::extend<
   caf::reacts_to<conn_opened>, caf::reacts_to<conn_frame>,
-  caf::reacts_to<conn_closed>, caf::replies_to<ready_atom>::with<node_id>>;
+  caf::reacts_to<conn_closed>, caf::replies_to<ready_atom>::with<node_id>,
+  caf::reacts_to<expire_atom, uint64_t>>;
+
+/// How long a proxy keeps a request whose answer has not come (beyond the
+/// node's own request timeouts): then the entry goes, as unknown_outcome.
+constexpr auto proxy_answer_timeout = std::chrono::seconds(120);
 
 struct proxy_state {
   std::shared_ptr<net::io_loop> loop;
@@ -846,9 +953,14 @@ void relay(proxy_pointer self, caf::typed_response_promise<Result> rp,
     return;
   }
   auto id = ++st.next_request;
-  if (st.node == no_node
-      || !st.loop->send(
-        st.conn, wire::encode(wire::request_frame{id, std::move(req)}))) {
+  auto body = wire::encode(wire::request_frame{id, std::move(req)});
+  if (body.size() > st.loop->limits().max_frame_bytes) {
+    rp.deliver(make_error(raft_error::payload_too_large,
+                          "the request of " + std::to_string(body.size())
+                            + " bytes exceeds max_message_bytes"));
+    return;
+  }
+  if (st.node == no_node || !st.loop->send(st.conn, std::move(body))) {
     rp.deliver(make_error(raft_error::overloaded,
                           "cannot send to the node at " + st.address
                             + " (not connected, or too much unsent)"));
@@ -857,6 +969,8 @@ void relay(proxy_pointer self, caf::typed_response_promise<Result> rp,
   st.pending.emplace(
     id, pending_request{st.conn,
                         [rp](wire::response& r) mutable { deliver(rp, r); }});
+  // The caller's own timeout ends its wait; this ends ours.
+  self->delayed_send(self, proxy_answer_timeout, expire_atom::value, id);
 }
 
 template <class Result, class Request>
@@ -884,11 +998,12 @@ void proxy_lost(proxy_pointer self, const std::string& why) {
                         "lost the connection to " + st.address + ": " + why));
 }
 
-proxy_actor::behavior_type proxy(proxy_pointer self, network_config net,
+proxy_actor::behavior_type proxy(proxy_pointer self,
+                                 std::shared_ptr<net::io_loop> loop,
                                  std::string host, uint16_t port) {
   auto& st = self->state;
   st.address = host + ":" + std::to_string(port);
-  st.loop = make_loop(limits_of(net), tls_of(net));
+  st.loop = std::move(loop);
   st.conn
     = st.loop->connect(host, port,
                        std::make_shared<forward_handler>(
@@ -957,6 +1072,17 @@ proxy_actor::behavior_type proxy(proxy_pointer self, network_config net,
       }
     },
     [self](conn_closed& e) { proxy_lost(self, e.why); },
+    [self](expire_atom, uint64_t id) {
+      auto& st = self->state;
+      auto it = st.pending.find(id);
+      if (it == st.pending.end())
+        return;
+      auto done = std::move(it->second.done);
+      st.pending.erase(it);
+      wire::response r{wire::to_reply(make_error(
+        raft_error::unknown_outcome, "no answer from the node in time"))};
+      done(r);
+    },
     [self](client_write& x) { return ask<write_result>(self, std::move(x)); },
     [self](client_read& x) { return ask<read_result>(self, std::move(x)); },
     [self](admin_initialize& x) { return ask<admin_done>(self, std::move(x)); },
@@ -1082,12 +1208,15 @@ connect_to_node(caf::actor_system& sys, const std::string& address,
   if (auto why = net.validate(); !why.empty())
     return make_error(raft_error::invalid_argument,
                       "invalid network_config: " + why);
-  proxy_actor p;
+  // (Made here: an exception in the actor's own start-up would only end
+  // the actor.)
+  std::shared_ptr<net::io_loop> loop;
   try {
-    p = sys.spawn(proxy, net, host, port);
-  } catch (const std::runtime_error& e) {
+    loop = make_loop(limits_of(net), tls_of(net));
+  } catch (const std::exception& e) {
     return make_error(raft_error::invalid_argument, e.what());
   }
+  auto p = sys.spawn(proxy, std::move(loop), host, port);
   caf::expected<node_client_actor> result{caf::sec::request_timeout};
   caf::scoped_actor self{sys};
   self->request(p, timeout, ready_atom::value)

@@ -880,15 +880,23 @@ node_impl_actor::behavior_type node(node_pointer self, node_config cfg,
     [self](admin_subscribe_metrics& s) -> admin_done {
       auto& st = self->state;
       if (s.listener) {
-        self->monitor(s.listener);
-        st.subscribers.push_back(s.listener);
+        // Subscribing twice is subscribing once.
+        auto& subs = st.subscribers;
+        if (std::find(subs.begin(), subs.end(), s.listener) == subs.end()) {
+          self->monitor(s.listener);
+          subs.push_back(s.listener);
+        }
         self->send(s.listener, make_metrics(st));
       }
       return {};
     },
     [self](admin_unsubscribe_metrics& s) -> admin_done {
       auto& subs = self->state.subscribers;
-      subs.erase(std::remove(subs.begin(), subs.end(), s.listener), subs.end());
+      auto it = std::find(subs.begin(), subs.end(), s.listener);
+      if (it != subs.end()) {
+        self->demonitor(s.listener.address());
+        subs.erase(it);
+      }
       return {};
     },
     [self](metrics_due) {

@@ -59,6 +59,8 @@ struct recorder : conn_handler {
   conn_id id = 0;
   int opens = 0;
   std::string peer;
+  /// The peer certificate's common name (TLS).
+  std::string identity;
   std::vector<bytes> frames;
   size_t frame_bytes = 0;
   int closes = 0;
@@ -68,10 +70,12 @@ struct recorder : conn_handler {
   /// SIGPIPE was blocked on the thread that ran on_open.
   bool sigpipe_blocked = false;
 
-  void on_open(conn_id c, const std::string& p) override {
+  void on_open(conn_id c, const std::string& p,
+               const std::string& who) override {
     sigset_t mask;
     pthread_sigmask(SIG_BLOCK, nullptr, &mask);
     std::lock_guard<std::mutex> guard(m);
+    identity = who;
     sigpipe_blocked = sigismember(&mask, SIGPIPE) == 1;
     id = c;
     ++opens;
@@ -388,7 +392,7 @@ TEST_CASE("an announced frame over the limit closes the connection before "
     REQUIRE(s);
     REQUIRE(s->wait_closed());
     CHECK(s->close_reason()
-          == "frame of 4294967295 bytes exceeds the limit of 67108864");
+          == "first frame of 4294967295 bytes exceeds the limit of 67108864");
     CHECK(raw.wait_closed(5s));
   }
   // One byte over the limit is refused just the same.
@@ -559,8 +563,9 @@ TEST_CASE("a handler that does not release stops the reading") {
 TEST_CASE("pings keep a quiet connection open; a silent peer is dropped") {
   acceptor acc;
   io_limits lim;
+  // (A wide ratio: a loaded machine may stall the loop for a while.)
   lim.ping_interval = 200ms;
-  lim.idle_timeout = 600ms;
+  lim.idle_timeout = 1500ms;
   io_loop server(lim, {});
   auto port = server.listen("127.0.0.1", 0, acc.factory());
   io_loop client(lim, {});
@@ -574,14 +579,14 @@ TEST_CASE("pings keep a quiet connection open; a silent peer is dropped") {
   raw_socket silent(port);
   auto quiet = acc.nth(1);
   REQUIRE(quiet);
-  REQUIRE(quiet->wait_closed(3s));
+  REQUIRE(quiet->wait_closed(6s));
   auto took = clock_type::now() - start;
   CHECK(contains(quiet->close_reason(), "idle for"));
-  CHECK(took >= 550ms);
-  CHECK(took < 1500ms);
+  CHECK(took >= 1400ms);
+  CHECK(took < 5s);
   CHECK(silent.wait_closed(2s));
 
-  std::this_thread::sleep_until(start + 1500ms);
+  std::this_thread::sleep_until(start + 3500ms);
   CHECK(r->close_count() == 0);
   CHECK(s->close_count() == 0);
   CHECK(s->frame_count() == 0); // pings never reach handlers
@@ -628,7 +633,7 @@ TEST_CASE("failed connects are reported") {
           == "connect to 127.0.0.1:" + std::to_string(mute.port)
                + " timed out");
     CHECK(took >= 290ms);
-    CHECK(took < 1000ms);
+    CHECK(took < 3s);
     CHECK(r->open_count() == 0);
   }
 }
@@ -659,6 +664,9 @@ TEST_CASE("mutual TLS") {
     auto s = acc.nth(0);
     REQUIRE(s);
     REQUIRE(s->wait_open());
+    // Each side learns the common name of the other's certificate.
+    CHECK(s->wait([](recorder& x) { return x.identity == "client"; }));
+    CHECK(r->wait([](recorder& x) { return x.identity == "server"; }));
     exchange(client, id, *r, mixed_frames(3 << 20, 2000));
     client.close(id, "done", true);
     REQUIRE(r->wait_closed());
@@ -720,7 +728,7 @@ TEST_CASE("mutual TLS") {
     auto took = clock_type::now() - start;
     CHECK(s->close_reason() == "TLS handshake not finished within 300 ms");
     CHECK(took >= 290ms);
-    CHECK(took < 1000ms);
+    CHECK(took < 3s);
     CHECK(s->open_count() == 0);
     CHECK(raw.wait_closed(2s));
   }
@@ -852,7 +860,7 @@ TEST_CASE("closing") {
     client->send(id2, pattern(4 << 20, 1)); // probably still queued
     auto start = clock_type::now();
     client.reset();
-    CHECK(clock_type::now() - start < 500ms);
+    CHECK(clock_type::now() - start < 3s);
     CHECK(r->close_count() == 0);
     CHECK(r2->close_count() == 0);
     CHECK(r.use_count() == 1); // the loop let go of its handlers
@@ -887,4 +895,34 @@ TEST_CASE("connections beyond max_connections are closed at once") {
   raw_socket d(port);
   REQUIRE(acc.nth(2));
   acc.check_once();
+}
+
+TEST_CASE("the first frame of a connection has a limit of its own") {
+  acceptor acc;
+  io_limits lim;
+  lim.max_first_frame_bytes = 64;
+  io_loop server(lim, {});
+  acc.setup = [&](recorder& r) { r.loop = &server; };
+  auto port = server.listen("127.0.0.1", 0, acc.factory());
+  io_loop client({}, {});
+  // 64 bytes first, then something big: fine.
+  auto ok = std::make_shared<recorder>();
+  auto id = client.connect("127.0.0.1", port, ok);
+  REQUIRE(ok->wait_open());
+  REQUIRE(client.send(id, pattern(64, 1)));
+  REQUIRE(client.send(id, pattern(1 << 20, 2)));
+  auto s1 = acc.nth(0);
+  REQUIRE(s1);
+  REQUIRE(s1->wait([](recorder& r) { return r.frames.size() == 2; }));
+  // 65 bytes first: closed before anything else is read.
+  auto bad = std::make_shared<recorder>();
+  auto id2 = client.connect("127.0.0.1", port, bad);
+  REQUIRE(bad->wait_open());
+  REQUIRE(client.send(id2, pattern(65, 3)));
+  auto s2 = acc.nth(1);
+  REQUIRE(s2);
+  REQUIRE(s2->wait_closed());
+  CHECK(contains(s2->close_reason(),
+                 "first frame of 65 bytes exceeds the limit of 64"));
+  CHECK(s2->frames.empty());
 }

@@ -3,6 +3,7 @@
 // or without TLS, is refused; a node refuses to start in TLS mode without
 // certificate, key and CA (CAF would silently fall back to anonymous
 // ciphers).
+#include "actors/io_loop.hpp"
 #include "tests/network/process_cluster.hpp"
 
 #include <caf/all.hpp>
@@ -10,8 +11,10 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdlib>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <sys/wait.h>
 #include <thread>
@@ -207,4 +210,66 @@ TEST_CASE("tls: a stream of strangers' empty and garbage connections does not "
     CAPTURE(id);
     CHECK(lost <= 2);
   }
+}
+
+namespace {
+
+/// Says hello as `as` once open; records how the connection ends.
+class impostor : public net::conn_handler {
+public:
+  impostor(net::io_loop* loop, node_id as) : loop_(loop), as_(as) {}
+
+  void on_open(net::conn_id id, const std::string&,
+               const std::string&) override {
+    loop_->send(id, wire::encode(wire::hello{4711, as_}));
+    std::lock_guard<std::mutex> guard(m_);
+    opened_ = true;
+  }
+  void on_frame(net::conn_id, std::vector<uint8_t>) override {}
+  void on_close(net::conn_id, const std::string&) override {
+    std::lock_guard<std::mutex> guard(m_);
+    closed_ = true;
+    cv_.notify_all();
+  }
+  /// True if the connection opened and was then closed within `timeout`.
+  bool refused(std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(m_);
+    return cv_.wait_for(lock, timeout, [&] { return closed_; }) && opened_;
+  }
+
+private:
+  net::io_loop* loop_;
+  node_id as_;
+  std::mutex m_;
+  std::condition_variable cv_;
+  bool opened_ = false;
+  bool closed_ = false;
+};
+
+} // namespace
+
+TEST_CASE("tls: a certificate speaks only for the node it names: a client's "
+          "certificate cannot say hello as a member") {
+  scratch_dir certs;
+  auto ca = make_ca(certs.path, "cluster-ca");
+  std::map<node_id, process_cluster::tls_files> files;
+  files[0] = make_leaf(certs.path, ca, "client");
+  for (node_id id = 1; id <= 3; ++id)
+    files[id] = make_leaf(certs.path, ca, "node" + std::to_string(id));
+  process_cluster c(3, files);
+  auto ids = c.ids();
+  std::set<node_id> all(ids.begin(), ids.end());
+  REQUIRE(c.find_leader(all, 10s) != no_node);
+  net::io_limits limits;
+  for (auto [cert, as] :
+       {std::pair{files[0], node_id{2}}, std::pair{files[3], node_id{2}}}) {
+    net::io_loop loop(limits, {true, cert.cert, cert.key, cert.ca});
+    auto h = std::make_shared<impostor>(&loop, as);
+    loop.connect("127.0.0.1", port_of(c.address(1)), h);
+    CHECK(h->refused(5s));
+  }
+  CHECK(wait_for_text(c.log_path(1), "cannot speak for node 2", 5s));
+  // The cluster is unharmed.
+  for (uint64_t v = 1; v <= 5; ++v)
+    CHECK(c.write(v, all, 10s));
 }
