@@ -385,6 +385,9 @@ struct peer_link {
   /// Capped exponential backoff after failed attempts.
   caf::timespan backoff{0};
   caf::actor_clock::time_point retry_at{};
+  /// Encoded messages waiting for `out` to be ready (see send_rpc).
+  std::vector<std::vector<uint8_t>> waiting;
+  size_t waiting_bytes = 0;
 };
 
 struct network_state {
@@ -496,9 +499,31 @@ net::conn_id conn_to(network_pointer self, node_id id) {
   return 0;
 }
 
+/// Messages for a peer whose connection is being made wait, within these
+/// bounds, and go out once it is up (dropped if it fails). Without this the
+/// first messages to a peer are lost, e.g. every vote request of a node
+/// that starts an election before it ever talked to the others (a fresh
+/// voter that was just handed leadership would lose its one chance).
+constexpr size_t max_waiting_messages = 256;
+constexpr size_t max_waiting_bytes = 4 << 20;
+
 bool send_rpc(network_pointer self, const raft_message& m) {
-  auto conn = conn_to(self, header_of(m).to);
-  return conn != 0 && self->state.loop->send(conn, wire::encode(m));
+  auto& st = self->state;
+  auto to = header_of(m).to;
+  auto conn = conn_to(self, to);
+  if (conn != 0)
+    return st.loop->send(conn, wire::encode(m));
+  auto it = st.links.find(to);
+  if (it == st.links.end() || it->second.out == 0)
+    return false; // no address, or waiting out a backoff
+  auto& l = it->second;
+  auto body = wire::encode(m);
+  if (l.waiting.size() >= max_waiting_messages
+      || l.waiting_bytes + body.size() > max_waiting_bytes)
+    return false;
+  l.waiting_bytes += body.size();
+  l.waiting.push_back(std::move(body));
+  return true;
 }
 
 /// A Raft RPC from a peer: checked, then passed to the node.
@@ -684,6 +709,10 @@ void on_hello(network_pointer self, net::conn_id conn, conn_info& c,
     if (l.out == conn) {
       l.out_ready = true;
       l.backoff = caf::timespan{0};
+      for (auto& body : l.waiting)
+        st.loop->send(conn, std::move(body));
+      l.waiting.clear();
+      l.waiting_bytes = 0;
       SPDLOG_INFO("node {} term {}: connected to node {} at {}", st.self_id,
                   st.term, h.from, c.peer);
     }
@@ -784,6 +813,8 @@ void on_closed(network_pointer self, conn_closed& e) {
     }
     l->second.out = 0;
     l->second.out_ready = false;
+    l->second.waiting.clear(); // Raft resends what matters
+    l->second.waiting_bytes = 0;
   }
   if (l->second.in == e.conn)
     l->second.in = 0;
@@ -858,6 +889,8 @@ network_actor::behavior_type network(network_pointer self, node_id self_id,
         l.address = address;
         l.out = 0;
         l.out_ready = false;
+        l.waiting.clear();
+        l.waiting_bytes = 0;
         l.backoff = caf::timespan{0};
         l.retry_at = {};
       }

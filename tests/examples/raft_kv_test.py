@@ -1,0 +1,407 @@
+#!/usr/bin/env python3
+"""End-to-end tests of raft-kv: real processes on loopback, driven over HTTP.
+
+Every endpoint and error code, forwarding from followers, a restart with
+durable data, SIGKILL of the leader, exactly-once retries. Every process a
+test starts is killed in tearDown, and its data directory removed.
+
+    raft_kv_test.py RAFT_KV_BINARY [unittest args]
+"""
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+RAFT_KV = None
+
+
+def free_ports(n):
+    socks, ports = [], []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+        ports.append(s.getsockname()[1])
+    for s in socks:
+        s.close()
+    return ports
+
+
+def request(port, method, path, body=None, headers=None, timeout=15):
+    """One HTTP request; returns (status, body bytes)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body)
+        if isinstance(body, str):
+            body = body.encode()
+        if body is None and method in ("POST", "PUT"):
+            body = b""
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        return r.status, r.read()
+    finally:
+        conn.close()
+
+
+def jrequest(port, method, path, body=None, headers=None, timeout=15):
+    status, data = request(port, method, path, body, headers, timeout)
+    try:
+        return status, json.loads(data)
+    except ValueError:
+        return status, data
+
+
+class Cluster:
+    """raft-kv processes with ids 1..n (and spares), durable by default."""
+
+    def __init__(self, n, spares=0, extra=()):
+        self.dir = tempfile.mkdtemp(prefix="raft-kv-test-")
+        ports = free_ports(2 * (n + spares))
+        self.raft = {i + 1: ports[2 * i] for i in range(n + spares)}
+        self.http = {i + 1: ports[2 * i + 1] for i in range(n + spares)}
+        self.n = n
+        self.extra = list(extra)
+        self.procs = {}
+        self.init = ",".join(
+            "%d=127.0.0.1:%d/%d" % (i, self.raft[i], self.http[i])
+            for i in range(1, n + 1))
+        for i in range(1, n + 1):
+            self.start(i, init=True)
+
+    def start(self, i, init=False):
+        args = [RAFT_KV, "--id", str(i),
+                "--raft", "127.0.0.1:%d" % self.raft[i],
+                "--http", "127.0.0.1:%d" % self.http[i],
+                "--data", os.path.join(self.dir, "node%d" % i),
+                "--no-tls", "--election-timeout", "150-300"] + self.extra
+        if init:
+            args += ["--init", self.init]
+        log = open(os.path.join(self.dir, "node%d.log" % i), "ab")
+        self.procs[i] = subprocess.Popen(args, stdout=log, stderr=log)
+        log.close()
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.http[i]), 0.2).close()
+                return
+            except OSError:
+                if self.procs[i].poll() is not None:
+                    raise AssertionError("raft-kv %d exited with %d: %s" % (
+                        i, self.procs[i].returncode, self.log(i)))
+                time.sleep(0.05)
+        raise AssertionError("raft-kv %d does not listen" % i)
+
+    def log(self, i):
+        with open(os.path.join(self.dir, "node%d.log" % i), "rb") as f:
+            return f.read().decode(errors="replace")[-3000:]
+
+    def stop(self, i, sig=signal.SIGTERM, wait=True):
+        p = self.procs.pop(i)
+        p.send_signal(sig)
+        if wait:
+            return p.wait(timeout=20)
+        return None
+
+    def status(self, i):
+        try:
+            s, b = jrequest(self.http[i], "GET", "/status", timeout=3)
+            return b if s == 200 else None
+        except OSError:
+            return None
+
+    def leader(self, among=None, timeout=15):
+        among = among or list(self.procs)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            for i in among:
+                st = self.status(i)
+                if st and st["role"] == "leader":
+                    return i
+            time.sleep(0.05)
+        raise AssertionError("no leader among %s" % among)
+
+    def close(self):
+        for p in self.procs.values():
+            p.kill()
+        for p in self.procs.values():
+            p.wait(timeout=20)
+        self.procs = {}
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class RaftKvTest(unittest.TestCase):
+
+    def setUp(self):
+        self.c = None
+
+    def tearDown(self):
+        if self.c:
+            self.c.close()
+
+    def cluster(self, *args, **kwargs):
+        self.c = Cluster(*args, **kwargs)
+        return self.c
+
+    def test_data_endpoints_through_every_node(self):
+        c = self.cluster(3)
+        leader = c.leader()
+        follower = next(i for i in (1, 2, 3) if i != leader)
+        # A follower forwards writes to the leader; every node reads.
+        s, b = jrequest(c.http[follower], "PUT", "/kv/greeting", "hello")
+        self.assertEqual(s, 200, b)
+        self.assertGreater(b["index"], 0)
+        for i in (1, 2, 3):
+            for mode in ("", "?consistency=lease", "?consistency=stale"):
+                deadline = time.time() + 5
+                while True:
+                    s, v = request(c.http[i], "GET", "/kv/greeting" + mode)
+                    if s == 200 or not mode.endswith("stale") \
+                            or time.time() > deadline:
+                        break
+                    time.sleep(0.05)  # a stale read may lag
+                self.assertEqual((s, v), (200, b"hello"), (i, mode))
+        # Keys may hold any characters, values any bytes.
+        s, _ = request(c.http[leader], "PUT", "/kv/a%2Fb%20c", b"\x00\xff")
+        self.assertEqual(s, 200)
+        self.assertEqual(request(c.http[follower], "GET", "/kv/a%2Fb%20c"),
+                         (200, b"\x00\xff"))
+        # Delete says whether the key existed.
+        s, b = jrequest(c.http[follower], "DELETE", "/kv/greeting")
+        self.assertEqual((s, b["existed"]), (200, True))
+        s, b = jrequest(c.http[follower], "DELETE", "/kv/greeting")
+        self.assertEqual((s, b["existed"]), (200, False))
+        s, b = jrequest(c.http[leader], "GET", "/kv/greeting")
+        self.assertEqual((s, b["error"]), (404, "not_found"))
+
+    def test_compare_and_swap(self):
+        c = self.cluster(3)
+        port = c.http[c.leader()]
+        s, b = jrequest(port, "POST", "/cas/k", {"expected": None, "value": "1"})
+        self.assertEqual((s, b["ok"]), (200, True))
+        s, b = jrequest(port, "POST", "/cas/k", {"expected": None, "value": "2"})
+        self.assertEqual((s, b), (409, {"ok": False, "current": "1"}))
+        s, b = jrequest(port, "POST", "/cas/k", {"expected": "1", "value": "2"})
+        self.assertEqual((s, b["ok"]), (200, True))
+        s, b = jrequest(port, "POST", "/cas/k", {"expected": "1", "value": "3"})
+        self.assertEqual((s, b), (409, {"ok": False, "current": "2"}))
+        s, b = jrequest(port, "POST", "/cas/absent",
+                        {"expected": "x", "value": "3"})
+        self.assertEqual((s, b), (409, {"ok": False, "current": None}))
+        self.assertEqual(request(port, "GET", "/kv/k"), (200, b"2"))
+
+    def test_bad_requests_are_json_errors(self):
+        c = self.cluster(1)
+        port = c.http[c.leader()]
+        cases = [
+            ("GET", "/kv/x?consistency=maybe", None, {}, 400),
+            ("POST", "/cas/x", "not json", {}, 400),
+            ("POST", "/cas/x", {"value": "v"}, {}, 400),
+            ("POST", "/cas/x", {"expected": 1, "value": "v"}, {}, 400),
+            ("PUT", "/kv/x", "v", {"Raft-Client-Id": "7"}, 400),
+            ("PUT", "/kv/x", "v", {"Raft-Client-Id": "a",
+                                   "Raft-Sequence": "1"}, 400),
+            ("PUT", "/kv/" + "k" * 5000, "v", {}, 400),
+            ("POST", "/cluster/membership", {"voters": []}, {}, 400),
+            ("POST", "/cluster/membership", {"voters": [1, 1]}, {}, 400),
+            ("POST", "/cluster/learners", {"id": 4}, {}, 400),
+            ("POST", "/cluster/transfer-leader", {"to": "x"}, {}, 400),
+            ("GET", "/nowhere", None, {}, 404),
+            ("GET", "/kv/missing", None, {}, 404),
+            ("PUT", "/kv/big", b"x" * (16 * 1024 * 1024 + 70000), {}, 413),
+        ]
+        for method, path, body, headers, want in cases:
+            s, b = jrequest(port, method, path, body, headers)
+            self.assertEqual(s, want, (method, path[:40], b))
+            self.assertIn("error", b, (method, path[:40]))
+
+    def test_exactly_once_retries_return_the_first_answer(self):
+        c = self.cluster(3)
+        port = c.http[c.leader()]
+        h = {"Raft-Client-Id": "42", "Raft-Sequence": "1"}
+        s1, b1 = jrequest(port, "PUT", "/kv/once", "first", h)
+        s2, b2 = jrequest(port, "PUT", "/kv/once", "second", h)
+        self.assertEqual((s1, s2), (200, 200))
+        self.assertEqual(b1["index"], b2["index"])
+        self.assertEqual(request(port, "GET", "/kv/once"), (200, b"first"))
+        h["Raft-Sequence"] = "2"
+        s3, b3 = jrequest(port, "PUT", "/kv/once", "third", h)
+        self.assertEqual(s3, 200)
+        self.assertGreater(b3["index"], b1["index"])
+        self.assertEqual(request(port, "GET", "/kv/once"), (200, b"third"))
+
+    def test_status_and_metrics(self):
+        c = self.cluster(3)
+        leader = c.leader()
+        st = c.status(leader)
+        for field in ("id", "role", "term", "leader_id", "commit_index",
+                      "last_applied", "last_log_index", "snapshot_index",
+                      "voters", "learners", "joint"):
+            self.assertIn(field, st)
+        self.assertEqual(st["role"], "leader")
+        self.assertEqual(st["voters"], [1, 2, 3])
+        self.assertEqual(st["leader_id"], leader)
+        jrequest(c.http[leader], "PUT", "/kv/m", "1")
+        s, text = request(c.http[leader], "GET", "/metrics")
+        self.assertEqual(s, 200)
+        text = text.decode()
+        for metric in ("raft_term", "raft_commit_index", "raft_peer_lag",
+                       'raft_role{role="leader"} 1', "raft_proposals_total",
+                       "raft_elections_total", "raft_snapshots_built_total",
+                       'raft_kv_request_seconds_bucket{op="put"',
+                       'raft_kv_requests_total{op="put",code="200"} 1'):
+            self.assertIn(metric, text)
+
+    def test_cluster_administration(self):
+        c = self.cluster(3, spares=1)
+        leader = c.leader()
+        follower = next(i for i in (1, 2, 3) if i != leader)
+        for k in range(20):
+            jrequest(c.http[leader], "PUT", "/kv/k%d" % k, str(k))
+        # Snapshot on any node.
+        s, b = jrequest(c.http[follower], "POST", "/cluster/snapshot")
+        self.assertEqual(s, 200, b)
+        self.assertGreater(b["snapshot_index"], 0)
+        # Add node 4 as a learner through a follower, then promote it.
+        c.start(4)
+        s, b = jrequest(c.http[follower], "POST", "/cluster/learners",
+                        {"id": 4, "raft": "127.0.0.1:%d" % c.raft[4],
+                         "http": "127.0.0.1:%d" % c.http[4]})
+        self.assertEqual(s, 200, b)
+        self.assertEqual(c.status(4)["role"], "learner")
+        s, b = jrequest(c.http[follower], "POST", "/cluster/membership",
+                        {"voters": [1, 2, 3, 4]})
+        self.assertEqual(s, 200, b)
+        deadline = time.time() + 10
+        while c.status(4)["voters"] != [1, 2, 3, 4] and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(c.status(4)["voters"], [1, 2, 3, 4])
+        self.assertEqual(request(c.http[4], "GET", "/kv/k7"), (200, b"7"))
+        self.assertEqual(c.status(4)["http"]["4"], "127.0.0.1:%d" % c.http[4])
+        # Hand leadership to node 4, asked at yet another node.
+        s, b = jrequest(c.http[follower], "POST", "/cluster/transfer-leader",
+                        {"to": 4})
+        self.assertEqual((s, b.get("leader")), (200, 4), b)
+        self.assertEqual(c.status(4)["role"], "leader")
+
+    def test_restart_keeps_data_and_sigkill_of_the_leader_loses_nothing(self):
+        c = self.cluster(3)
+        leader = c.leader()
+        acked = []
+        for k in range(30):
+            s, _ = jrequest(c.http[leader], "PUT", "/kv/d%d" % k, str(k))
+            if s == 200:
+                acked.append(k)
+        self.assertEqual(len(acked), 30)
+        c.stop(leader, signal.SIGKILL)
+        rest = [i for i in (1, 2, 3) if i != leader]
+        new = c.leader(rest)
+        for k in acked:
+            self.assertEqual(request(c.http[new], "GET", "/kv/d%d" % k),
+                             (200, str(k).encode()))
+        # The old leader comes back from its data directory and catches up.
+        s, _ = jrequest(c.http[new], "PUT", "/kv/after", "yes")
+        self.assertEqual(s, 200)
+        c.start(leader)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            s, v = request(c.http[leader], "GET",
+                           "/kv/after?consistency=stale")
+            if s == 200:
+                break
+            time.sleep(0.1)
+        self.assertEqual((s, v), (200, b"yes"))
+        # SIGTERM is a clean stop: exit 0, and the data is still there.
+        self.assertEqual(c.stop(leader), 0)
+        c.start(leader)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            s, v = request(c.http[leader], "GET", "/kv/d29?consistency=stale")
+            if s == 200:
+                break
+            time.sleep(0.1)
+        self.assertEqual((s, v), (200, b"29"))
+
+    def test_without_a_quorum_writes_fail_with_503_or_504(self):
+        c = self.cluster(3)
+        leader = c.leader()
+        others = [i for i in (1, 2, 3) if i != leader]
+        for i in others:
+            c.stop(i, signal.SIGKILL)
+        s, b = jrequest(c.http[leader], "PUT", "/kv/x", "1", timeout=30)
+        self.assertIn(s, (503, 504), b)
+        self.assertIn(b["error"], ("no_leader", "timeout"))
+        # Once it has stepped down, it says there is no leader: certainly
+        # not applied.
+        deadline = time.time() + 10
+        while time.time() < deadline and c.status(leader)["role"] == "leader":
+            time.sleep(0.1)
+        s, b = jrequest(c.http[leader], "PUT", "/kv/y", "1", timeout=30)
+        self.assertEqual((s, b["error"]), (503, "no_leader"), b)
+
+    def test_flags_and_config_file(self):
+        tmp = tempfile.mkdtemp(prefix="raft-kv-flags-")
+        try:
+            def run(*args):
+                p = subprocess.run([RAFT_KV] + list(args), capture_output=True,
+                                   timeout=20)
+                return p.returncode, (p.stdout + p.stderr).decode()
+            rc, out = run("--help")
+            self.assertEqual(rc, 0)
+            self.assertIn("--election-timeout", out)
+            rc, out = run("--id", "x")
+            self.assertEqual(rc, 64)
+            rc, out = run("--id", "1", "--raft", "127.0.0.1:1", "--http",
+                          "127.0.0.1:0")
+            self.assertEqual(rc, 64)  # TLS on without certificates
+            self.assertIn("--no-tls", out)
+            rc, out = run("--bogus")
+            self.assertEqual(rc, 64)
+            # A config file supplies flags; the command line wins.
+            raft, http_port = free_ports(2)
+            cfg = os.path.join(tmp, "kv.conf")
+            with open(cfg, "w") as f:
+                f.write("# test\nid = 9\nraft = 127.0.0.1:%d\nhttp = "
+                        "127.0.0.1:1\nmemory\nno-tls = true\ninit = "
+                        "9=127.0.0.1:%d/%d\n" % (raft, raft, http_port))
+            p = subprocess.Popen([RAFT_KV, "--config", cfg, "--http",
+                                  "127.0.0.1:%d" % http_port],
+                                 stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+            try:
+                deadline = time.time() + 10
+                st = None
+                while time.time() < deadline:
+                    try:
+                        s, st = jrequest(http_port, "GET", "/status", timeout=2)
+                        if s == 200 and st["role"] == "leader":
+                            break
+                    except OSError:
+                        pass
+                    time.sleep(0.1)
+                self.assertEqual(st["id"], 9)
+                self.assertEqual(st["role"], "leader")
+            finally:
+                p.kill()
+                p.wait(timeout=20)
+            with open(cfg, "w") as f:
+                f.write("nonsense = 1\n")
+            rc, out = run("--config", cfg)
+            self.assertEqual(rc, 64)
+            self.assertIn("unknown setting", out)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2:
+        sys.exit("usage: raft_kv_test.py RAFT_KV_BINARY [unittest args]")
+    RAFT_KV = os.path.abspath(sys.argv.pop(1))
+    unittest.main(verbosity=2)
