@@ -11,8 +11,10 @@
 #include "storage/typed_state_machine.hpp"
 
 #include <boost/serialization/binary_object.hpp>
+#include <boost/serialization/level.hpp>
 #include <boost/serialization/map.hpp>
 #include <boost/serialization/string.hpp>
+#include <boost/serialization/tracking.hpp>
 
 #include <cstdint>
 #include <map>
@@ -182,3 +184,23 @@ protected:
 };
 
 } // namespace raft_actor::kv
+
+// Commands, responses, queries and answers are plain data: no class
+// information or object tracking in their archives (compact, and a fixed
+// layout that is easy to check).
+BOOST_CLASS_IMPLEMENTATION(raft_actor::kv::kv_command,
+                           boost::serialization::object_serializable)
+BOOST_CLASS_TRACKING(raft_actor::kv::kv_command,
+                     boost::serialization::track_never)
+BOOST_CLASS_IMPLEMENTATION(raft_actor::kv::kv_response,
+                           boost::serialization::object_serializable)
+BOOST_CLASS_TRACKING(raft_actor::kv::kv_response,
+                     boost::serialization::track_never)
+BOOST_CLASS_IMPLEMENTATION(raft_actor::kv::kv_query,
+                           boost::serialization::object_serializable)
+BOOST_CLASS_TRACKING(raft_actor::kv::kv_query,
+                     boost::serialization::track_never)
+BOOST_CLASS_IMPLEMENTATION(raft_actor::kv::kv_answer,
+                           boost::serialization::object_serializable)
+BOOST_CLASS_TRACKING(raft_actor::kv::kv_answer,
+                     boost::serialization::track_never)
