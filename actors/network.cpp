@@ -331,6 +331,8 @@ void deliver(caf::typed_response_promise<Result>& rp, wire::response& r) {
 struct pending_request {
   net::conn_id conn = 0;
   std::function<void(wire::response&)> done;
+  /// When it was sent (a proxy gives up on it after proxy_answer_timeout).
+  caf::actor_clock::time_point sent{};
 };
 
 // -- the node's network actor -------------------------------------------------
@@ -947,11 +949,13 @@ using ready_atom = caf::atom_constant<caf::atom("ready")>;
 /// A proxy's full interface.
 using proxy_actor = node_client_actor::extend<
   caf::reacts_to<conn_opened>, caf::reacts_to<conn_frame>,
-  caf::reacts_to<conn_closed>, caf::replies_to<ready_atom>::with<node_id>,
-  caf::reacts_to<expire_atom, uint64_t>>;
+  caf::reacts_to<conn_closed>, caf::replies_to<ready_atom>::with<node_id>>;
 
 /// How long a proxy keeps a request whose answer has not come (beyond the
-/// node's own request timeouts): then the entry goes, as unknown_outcome.
+/// node's own request timeouts): when the table is full, older entries go,
+/// as unknown_outcome. (No timer: a pending timer would keep the proxy,
+/// and so its connection and a program's exit, alive after its last user
+/// let go.)
 constexpr auto proxy_answer_timeout = std::chrono::seconds(120);
 
 struct proxy_state {
@@ -979,6 +983,20 @@ void relay(proxy_pointer self, caf::typed_response_promise<Result> rp,
   // Answers that never come (the caller's own timeout has long passed)
   // would otherwise pile up for as long as the connection lives.
   constexpr size_t max_pending = 100000;
+  auto now = self->clock().now();
+  if (st.pending.size() >= max_pending) {
+    for (auto it = st.pending.begin(); it != st.pending.end();) {
+      if (now - it->second.sent < proxy_answer_timeout) {
+        ++it;
+        continue;
+      }
+      auto done = std::move(it->second.done);
+      it = st.pending.erase(it);
+      wire::response r{wire::to_reply(make_error(
+        raft_error::unknown_outcome, "no answer from the node in time"))};
+      done(r);
+    }
+  }
   if (st.pending.size() >= max_pending) {
     rp.deliver(make_error(raft_error::overloaded,
                           std::to_string(max_pending) + " requests to "
@@ -1000,10 +1018,9 @@ void relay(proxy_pointer self, caf::typed_response_promise<Result> rp,
     return;
   }
   st.pending.emplace(
-    id, pending_request{st.conn,
-                        [rp](wire::response& r) mutable { deliver(rp, r); }});
+    id, pending_request{
+          st.conn, [rp](wire::response& r) mutable { deliver(rp, r); }, now});
   // The caller's own timeout ends its wait; this ends ours.
-  self->delayed_send(self, proxy_answer_timeout, expire_atom::value, id);
 }
 
 template <class Result, class Request>
@@ -1105,17 +1122,6 @@ proxy_actor::behavior_type proxy(proxy_pointer self,
       }
     },
     [self](conn_closed& e) { proxy_lost(self, e.why); },
-    [self](expire_atom, uint64_t id) {
-      auto& st = self->state;
-      auto it = st.pending.find(id);
-      if (it == st.pending.end())
-        return;
-      auto done = std::move(it->second.done);
-      st.pending.erase(it);
-      wire::response r{wire::to_reply(make_error(
-        raft_error::unknown_outcome, "no answer from the node in time"))};
-      done(r);
-    },
     [self](client_write& x) { return ask<write_result>(self, std::move(x)); },
     [self](client_read& x) { return ask<read_result>(self, std::move(x)); },
     [self](admin_initialize& x) { return ask<admin_done>(self, std::move(x)); },

@@ -11,6 +11,8 @@
 #include <set>
 #include <thread>
 
+#include <sys/wait.h>
+
 using namespace raft_actor;
 using namespace raft_actor::test;
 using namespace std::chrono_literals;
@@ -142,4 +144,36 @@ TEST_CASE("network: a node started empty is added as a learner by a leader "
     if (c.write(v, four, 10s))
       acked.push_back(v);
   check_all_present(c, four, acked);
+}
+
+TEST_CASE("network: client commands answer and exit at once (regression: a "
+          "client's pending timer kept its process alive for two minutes)") {
+  process_cluster c(3);
+  auto ids = c.ids();
+  std::set<node_id> all(ids.begin(), ids.end());
+  auto leader = c.find_leader(all, 10s);
+  REQUIRE(leader != no_node);
+  scratch_dir dir;
+  for (std::string cmd : {"write", "status", "read"}) {
+    std::vector<std::string> argv{raft_node_binary(), cmd, "--to",
+                                  c.address(leader), "--no-tls"};
+    if (cmd == "write")
+      argv.push_back("7");
+    auto log = dir.path + "/" + cmd + ".log";
+    auto start = std::chrono::steady_clock::now();
+    auto pid = start_process(argv, log);
+    int status = -1;
+    while (::waitpid(pid, &status, WNOHANG) == 0
+           && std::chrono::steady_clock::now() - start < 10s)
+      std::this_thread::sleep_for(10ms);
+    if (std::chrono::steady_clock::now() - start >= 10s) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+    }
+    CAPTURE(cmd);
+    CAPTURE(read_text(log));
+    CHECK(std::chrono::steady_clock::now() - start < 5s);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+  }
 }
