@@ -37,6 +37,7 @@
 #include <cstring>
 #include <map>
 #include <pthread.h>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <unistd.h>
@@ -394,7 +395,15 @@ int client(const flags& f) {
 
 int main(int argc, char** argv) {
   auto f = parse(argc, argv);
-  if (f.command == "serve")
-    return serve(f);
-  return client(f);
+  try {
+    if (f.command == "serve")
+      return serve(f);
+    return client(f);
+  } catch (const std::invalid_argument& e) {
+    // e.g. a number flag that is not a number (std::stoull)
+    usage(std::string("a flag that wants a number got something else (")
+          + e.what() + ")");
+  } catch (const std::out_of_range& e) {
+    usage(std::string("a number is out of range: ") + e.what());
+  }
 }
