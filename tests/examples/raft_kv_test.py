@@ -8,6 +8,7 @@ test starts is killed in tearDown, and its data directory removed.
     raft_kv_test.py RAFT_KV_BINARY [unittest args]
 """
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -231,6 +232,50 @@ class RaftKvTest(unittest.TestCase):
             time.sleep(0.1)
         s, b = jrequest(c.http[leader], "PUT", "/kv/y", "1", timeout=30)
         self.assertEqual((s, b["error"]), (503, "no_leader"), b)
+
+    def test_a_full_disk_answers_500_and_the_node_exits_non_zero(self):
+        # RLIMIT_FSIZE makes writes past 1 MiB fail with EFBIG, as a full
+        # disk would (SIGXFSZ ignored, which exec keeps).
+        tmp = tempfile.mkdtemp(prefix="raft-kv-disk-")
+        raft, http_port = free_ports(2)
+
+        def limit():
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+
+        log = open(os.path.join(tmp, "log"), "wb")
+        p = subprocess.Popen(
+            [RAFT_KV, "--id", "1", "--raft", "127.0.0.1:%d" % raft, "--http",
+             "127.0.0.1:%d" % http_port, "--data", os.path.join(tmp, "d"),
+             "--no-tls", "--init", "1=127.0.0.1:%d/%d" % (raft, http_port)],
+            preexec_fn=limit, stdout=log, stderr=log)
+        log.close()
+        try:
+            deadline = time.time() + 10
+            while time.time() < deadline:
+                try:
+                    s, st = jrequest(http_port, "GET", "/status", timeout=2)
+                    if s == 200 and st["role"] == "leader":
+                        break
+                except OSError:
+                    pass
+                time.sleep(0.05)
+            statuses = []
+            for i in range(40):
+                s, b = jrequest(http_port, "PUT", "/kv/k%d" % i,
+                                "x" * 100000)
+                statuses.append(s)
+                if s != 200:
+                    break
+            self.assertEqual(statuses[-1], 500, statuses)
+            self.assertEqual(b["error"], "storage_failed")
+            self.assertIn("File too large", b["detail"])
+            self.assertEqual(p.wait(timeout=20), 3)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=20)
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def test_flags_and_config_file(self):
         tmp = tempfile.mkdtemp(prefix="raft-kv-flags-")
