@@ -886,7 +886,9 @@ node_impl_actor::behavior_type node(node_pointer self, node_config cfg,
           self->monitor(s.listener);
           subs.push_back(s.listener);
         }
-        self->send(s.listener, make_metrics(st));
+        // Everyone hears the current state, so that what was last published
+        // is what the newcomer got (else its first update would repeat).
+        publish_metrics(self, make_metrics(st));
       }
       return {};
     },
