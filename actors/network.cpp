@@ -843,7 +843,7 @@ network_actor::behavior_type network(network_pointer self, node_id self_id,
     [self](peer_message& m) { send_rpc(self, m.message); },
     [self](peer_packet& p) -> caf::result<peer_accepted> {
       if (!send_rpc(self, p.message))
-        return make_error(raft_error::unknown_node,
+        return make_error(raft_error::unreachable,
                           "no usable connection to node "
                             + std::to_string(header_of(p.message).to));
       return peer_accepted{};
@@ -1035,7 +1035,7 @@ void proxy_lost(proxy_pointer self, const std::string& why) {
   auto& st = self->state;
   for (auto& rp : st.waiting)
     rp.deliver(
-      make_error(raft_error::unknown_node,
+      make_error(raft_error::unreachable,
                  "cannot talk to the node at " + st.address + ": " + why));
   st.waiting.clear();
   auto pending = std::move(st.pending);
@@ -1044,7 +1044,7 @@ void proxy_lost(proxy_pointer self, const std::string& why) {
     wire::response r{wire::to_reply(connection_lost(why))};
     p.done(r);
   }
-  self->quit(make_error(raft_error::unknown_node,
+  self->quit(make_error(raft_error::unreachable,
                         "lost the connection to " + st.address + ": " + why));
 }
 

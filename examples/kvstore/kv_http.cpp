@@ -48,6 +48,7 @@ void send_failure(httplib::Response& res, caf::actor_system& sys,
     switch (static_cast<raft_error>(e.code())) {
       case raft_error::not_leader:
       case raft_error::not_initialized:
+      case raft_error::unreachable:
         return send_error(res, 503, "no_leader", detail);
       case raft_error::overloaded:
         return send_error(res, 503, "overloaded", detail);

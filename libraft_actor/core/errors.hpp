@@ -38,6 +38,8 @@ enum class raft_error : uint8_t {
   learner_behind,
   /// A leadership transfer is in progress; retry at the target.
   leadership_transfer_in_progress,
+  /// The node cannot be reached: the connection failed or was lost.
+  unreachable,
 };
 
 /// Stable lower-case name of an error code, for logs and APIs.

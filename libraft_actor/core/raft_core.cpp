@@ -57,6 +57,8 @@ const char* to_string(raft_error e) {
       return "learner_behind";
     case raft_error::leadership_transfer_in_progress:
       return "leadership_transfer_in_progress";
+    case raft_error::unreachable:
+      return "unreachable";
   }
   return "?";
 }
