@@ -189,10 +189,25 @@ struct kv_service::impl {
     return out;
   }
 
+  /// Asks this process's node. While no leader is known (an election is
+  /// under way, or this node has not heard from the new leader yet) the
+  /// node answers not_leader, which promises the request was not applied:
+  /// then ask again, for a few seconds, so that every node accepts every
+  /// request.
   template <class Result, class Request>
   std::variant<Result, caf::error> ask_local(Request req) {
-    return ask<Result>(caf::actor_cast<node_client_actor>(node),
-                       std::move(req));
+    auto deadline = std::chrono::steady_clock::now()
+                    + std::min<std::chrono::milliseconds>(
+                      cfg.timeout, std::chrono::seconds(3));
+    for (;;) {
+      auto r = ask<Result>(caf::actor_cast<node_client_actor>(node), req);
+      auto e = std::get_if<caf::error>(&r);
+      if (!e || e->category() != raft_error_category
+          || static_cast<raft_error>(e->code()) != raft_error::not_leader
+          || std::chrono::steady_clock::now() >= deadline)
+        return r;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
   }
 
   /// The leader's handle (this node's if it leads), or why there is none.
