@@ -216,6 +216,30 @@ class RaftKvTest(unittest.TestCase):
             time.sleep(0.1)
         self.assertEqual((s, v), (200, b"29"))
 
+    def test_a_wiped_voter_rejoins_after_removal_as_a_learner(self):
+        c = self.cluster(3)
+        leader = c.leader()
+        victim = next(i for i in (1, 2, 3) if i != leader)
+        for k in range(10):
+            s, _ = jrequest(c.http[leader], "PUT", "/kv/w%d" % k, str(k))
+            self.assertEqual(s, 200)
+        c.stop(victim, signal.SIGKILL)
+        shutil.rmtree(os.path.join(c.dir, "node%d" % victim))
+        rest = sorted(i for i in (1, 2, 3) if i != victim)
+        s, b = jrequest(c.http[leader], "POST", "/cluster/membership",
+                        {"voters": rest})
+        self.assertEqual(s, 200, b)
+        c.start(victim)  # empty, without --init: it waits to be added
+        s, b = jrequest(c.http[leader], "POST", "/cluster/learners",
+                        {"id": victim, "raft": "127.0.0.1:%d" % c.raft[victim],
+                         "http": "127.0.0.1:%d" % c.http[victim]}, timeout=30)
+        self.assertEqual(s, 200, b)
+        s, b = jrequest(c.http[leader], "POST", "/cluster/membership",
+                        {"voters": [1, 2, 3]})
+        self.assertEqual(s, 200, b)
+        self.assertEqual(request(c.http[victim], "GET", "/kv/w9"), (200, b"9"))
+        self.assertEqual(c.status(victim)["voters"], [1, 2, 3])
+
     def test_without_a_quorum_writes_fail_with_503_or_504(self):
         c = self.cluster(3)
         leader = c.leader()
