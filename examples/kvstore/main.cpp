@@ -34,7 +34,7 @@ const char* usage_text
     "               [--data DIR | --memory]\n"
     "               [--init 1=HOST:RAFTPORT/HTTPPORT,2=...,3=...]\n"
     "               [--cluster N] [--election-timeout MIN-MAX] "
-    "[--heartbeat MS]\n"
+    "[--heartbeat MS] [--max-pending N]\n"
     "               [--no-tls | --tls-cert F --tls-key F --tls-ca F]\n"
     "               [--config FILE] [--help]\n"
     "\n"
@@ -53,6 +53,8 @@ const char* usage_text
     "                      refused\n"
     "  --election-timeout MIN-MAX  milliseconds (default 150-300)\n"
     "  --heartbeat MS      leader heartbeat interval (default 50)\n"
+    "  --max-pending N     requests the node holds at once; more are answered\n"
+    "                      503 overloaded (default 10000)\n"
     "  --no-tls            plain TCP for Raft (local development only)\n"
     "  --tls-cert F --tls-key F --tls-ca F  mutual TLS for Raft (the node's\n"
     "                      certificate must have common name node<ID>)\n"
@@ -74,6 +76,7 @@ const std::vector<std::string> valued{"id",
                                       "init",
                                       "cluster",
                                       "election-timeout",
+                                      "max-pending",
                                       "heartbeat",
                                       "tls-cert",
                                       "tls-key",
@@ -243,6 +246,8 @@ int main(int argc, char** argv) {
   if (f.count("heartbeat"))
     cfg.core.heartbeat_interval
       = std::chrono::milliseconds(number(f, "heartbeat", 50));
+  if (f.count("max-pending"))
+    cfg.max_pending_requests = number(f, "max-pending", 10000);
   cfg.core.random_seed = static_cast<uint64_t>(
     std::chrono::steady_clock::now().time_since_epoch().count());
   if (auto why = cfg.validate(); !why.empty())

@@ -7,6 +7,7 @@ test starts is killed in tearDown, and its data directory removed.
 
     raft_kv_test.py RAFT_KV_BINARY [unittest args]
 """
+import concurrent.futures
 import os
 import resource
 import shutil
@@ -239,6 +240,23 @@ class RaftKvTest(unittest.TestCase):
         self.assertEqual(s, 200, b)
         self.assertEqual(request(c.http[victim], "GET", "/kv/w9"), (200, b"9"))
         self.assertEqual(c.status(victim)["voters"], [1, 2, 3])
+
+    def test_an_overloaded_node_answers_503_overloaded(self):
+        c = self.cluster(1, extra=["--max-pending", "1"])
+        port = c.http[c.leader()]
+
+        def put(k):
+            return jrequest(port, "PUT", "/kv/o%d" % k, "x" * 1000)
+
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            results = list(pool.map(put, range(200)))
+        statuses = [s for s, _ in results]
+        self.assertIn(200, statuses)
+        self.assertIn(503, statuses)
+        self.assertTrue(all(s in (200, 503) for s in statuses), statuses)
+        for s, b in results:
+            if s == 503:
+                self.assertEqual(b["error"], "overloaded")
 
     def test_without_a_quorum_writes_fail_with_503_or_504(self):
         c = self.cluster(3)
