@@ -299,7 +299,7 @@ struct peer_directory {
 };
 
 /// What clients and operators may send a node (in this process or, through
-/// its network gateway, from another one).
+/// the network, from another one: see connect_to_node).
 using node_client_actor = caf::typed_actor<
   caf::replies_to<client_write>::with<write_result>,
   caf::replies_to<client_read>::with<read_result>,

@@ -1,7 +1,7 @@
 // CAF 0.17 `inspect` overloads for the plain message structs of
 // messages/types.hpp and messages/rpc.hpp. They make every struct usable in a
 // `caf::message`, printable with `caf::deep_to_string`, and serializable with
-// `caf::binary_serializer` / `caf::binary_deserializer` (the middleman's wire
+// `caf::binary_serializer` / `caf::binary_deserializer` (the network wire
 // format). Only code that talks to CAF includes this header; the pure core
 // never does.
 //

@@ -1,5 +1,5 @@
 // The CAF glue of messages/: every message round-trips through CAF 0.17's
-// binary format (what the middleman sends), both on its own and inside a
+// binary format (what the network frames carry), both on its own and inside a
 // `caf::message`, and hostile or truncated input fails with an error. One
 // file on purpose: each doctest file that includes CAF costs ~13 s to build.
 #include "libraft_actor/node.hpp"
@@ -287,7 +287,7 @@ TEST_CASE("a huge announced payload length fails without allocating it") {
 
 TEST_CASE("a client's write with a huge announced payload length fails "
           "without allocating it") {
-  // Clients reach a node's gateway over the network: their byte vectors
+  // Clients reach a node over the network: their byte vectors
   // load in bounded chunks too.
   raft_actor::client_write w;
   auto buf = save(w);
