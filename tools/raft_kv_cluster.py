@@ -75,7 +75,7 @@ class Cluster:
                 "--raft", "127.0.0.1:%d" % self.raft[i],
                 "--http", "127.0.0.1:%d" % self.http[i],
                 "--data", os.path.join(self.dir, "node%d" % i),
-                "--no-tls", "--election-timeout", "150-300"] + self.extra
+                "--no-tls", "--election-timeout", "300-600"] + self.extra
         if init:
             args += ["--init", self.init]
         log = open(os.path.join(self.dir, "node%d.log" % i), "ab")
