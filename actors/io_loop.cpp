@@ -915,18 +915,26 @@ struct io_loop::impl {
     }
   }
 
+  /// Puts `c` in the handshaking phase with a new SSL object on its
+  /// socket; false (and `c` closed) if OpenSSL cannot.
+  bool start_tls(const conn_ptr& c) {
+    c->ph = phase::handshaking;
+    c->ssl = SSL_new(ctx);
+    if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1) {
+      auto why = openssl_errors();
+      ERR_clear_error();
+      close_now(c, "TLS: cannot set up the connection: " + why);
+      return false;
+    }
+    return true;
+  }
+
   /// Watches an accepted socket and opens it (plain) or waits for the
   /// ClientHello (TLS).
   void start_accepted(const conn_ptr& c) {
     if (ctx) {
-      c->ph = phase::handshaking;
-      c->ssl = SSL_new(ctx);
-      if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1) {
-        auto why = openssl_errors();
-        ERR_clear_error();
-        close_now(c, "TLS: cannot set up the connection: " + why);
+      if (!start_tls(c))
         return;
-      }
       SSL_set_accept_state(c->ssl);
       arm(c->started + limits.handshake_timeout);
       if (!watch(*c))
@@ -1009,14 +1017,8 @@ struct io_loop::impl {
       open(c);
       return;
     }
-    c->ph = phase::handshaking;
-    c->ssl = SSL_new(ctx);
-    if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1) {
-      auto why = openssl_errors();
-      ERR_clear_error();
-      close_now(c, "TLS: cannot set up the connection: " + why);
+    if (!start_tls(c))
       return;
-    }
     SSL_set_connect_state(c->ssl);
     handshake(c);
   }

@@ -294,19 +294,6 @@ struct bucket {
   }
 };
 
-/// The largest payload a Raft message carries.
-size_t payload_size(const raft_message& m) {
-  if (auto a = std::get_if<append_entries_request>(&m)) {
-    size_t n = 0;
-    for (const auto& e : a->entries)
-      n += e.payload.size();
-    return n;
-  }
-  if (auto s = std::get_if<install_snapshot_request>(&m))
-    return s->data.size();
-  return 0;
-}
-
 /// How a request kind fails when its connection is lost: a write may
 /// have been appended, so its outcome is unknown.
 caf::error connection_lost(const std::string& why) {
@@ -547,8 +534,8 @@ void on_rpc(network_pointer self, conn_info& c, raft_message m) {
                 "sent on the connection of node " + std::to_string(c.from));
   if (!st.members.empty() && !st.members.count(h.from))
     return drop("member", "not a member of our configuration");
-  if (payload_size(m) > st.net.max_message_bytes)
-    return drop("size", std::to_string(payload_size(m))
+  if (payload_bytes(m) > st.net.max_message_bytes)
+    return drop("size", std::to_string(payload_bytes(m))
                           + " payload bytes exceed the limit of "
                           + std::to_string(st.net.max_message_bytes));
   if (!c.tokens.take(self->clock().now(), st.net.max_messages_per_second))

@@ -11,13 +11,6 @@ namespace raft_actor {
 
 namespace {
 
-size_t payload_bytes(const append_entries_request& r) {
-  size_t n = 0;
-  for (const auto& e : r.entries)
-    n += e.payload.size();
-  return n;
-}
-
 /// Internal: a backoff pause is over (generation guards stale timers).
 struct stream_resume {
   uint64_t generation = 0;

@@ -7,6 +7,7 @@
 
 #include "messages/types.hpp"
 
+#include <cstddef>
 #include <variant>
 
 namespace raft_actor {
@@ -164,6 +165,23 @@ using raft_message
 inline const rpc_header& header_of(const raft_message& m) {
   return std::visit([](const auto& x) -> const rpc_header& { return x.header; },
                     m);
+}
+
+/// Bytes of entry payloads an AppendEntries carries.
+inline size_t payload_bytes(const append_entries_request& r) {
+  size_t n = 0;
+  for (const auto& e : r.entries)
+    n += e.payload.size();
+  return n;
+}
+
+/// Bytes of payload (entries or snapshot data) any Raft message carries.
+inline size_t payload_bytes(const raft_message& m) {
+  if (auto a = std::get_if<append_entries_request>(&m))
+    return payload_bytes(*a);
+  if (auto s = std::get_if<install_snapshot_request>(&m))
+    return s->data.size();
+  return 0;
 }
 
 /// The term carried by any Raft message.

@@ -1,7 +1,9 @@
 // Stable state, snapshots and the data directory (the log is in
 // file_log_store.cpp).
 #include "storage/file_store.hpp"
+
 #include "storage/crc32c.hpp"
+#include "storage/memory_store.hpp"
 #include "storage/record_format.hpp"
 
 #include <boost/archive/binary_iarchive.hpp>
@@ -416,6 +418,23 @@ data_dir data_dir::open(std::shared_ptr<file_system> fs,
     }
   }
   return d;
+}
+
+node_store_set open_node_stores(const std::optional<std::string>& dir,
+                                node_id node, uint64_t cluster) {
+  node_store_set out;
+  if (!dir) {
+    out.stable = std::make_shared<memory_stable_store>();
+    out.log = std::make_shared<memory_log_store>();
+    out.snapshots = std::make_shared<memory_snapshot_store>();
+    return out;
+  }
+  auto d = data_dir::open(posix_file_system(), *dir, node, cluster);
+  out.fresh = d.created || d.log->last_id().index == 0;
+  out.stable = std::move(d.stable);
+  out.log = std::move(d.log);
+  out.snapshots = std::move(d.snapshots);
+  return out;
 }
 
 } // namespace raft_actor

@@ -194,6 +194,23 @@ struct data_dir {
   std::vector<std::string> notes;
 };
 
+/// A node's three stores, as a program opens them.
+struct node_store_set {
+  /// Term and vote.
+  std::shared_ptr<stable_store> stable;
+  /// The log.
+  std::shared_ptr<log_store> log;
+  /// Snapshots.
+  std::shared_ptr<snapshot_store> snapshots;
+  /// True if they hold no log yet (a new node, which may form a cluster).
+  bool fresh = true;
+};
+
+/// In-memory stores if `dir` is nullopt, else the data directory `*dir`
+/// (throws like data_dir::open).
+node_store_set open_node_stores(const std::optional<std::string>& dir,
+                                node_id node, uint64_t cluster);
+
 /// Reads the identity file of a data directory (for tools).
 data_dir::identity read_identity(file_system& fs, const std::string& path);
 

@@ -52,6 +52,24 @@ def jrequest(port, method, path, body=None, headers=None, timeout=15):
         return status, data
 
 
+def wait_until_leader(port, timeout=10):
+    """Polls /status on `port` until the node says it leads; returns the
+    last status seen (None if it never answered)."""
+    deadline = time.time() + timeout
+    st = None
+    while time.time() < deadline:
+        try:
+            s, body = jrequest(port, "GET", "/status", timeout=2)
+            if s == 200:
+                st = body
+                if st["role"] == "leader":
+                    break
+        except OSError:
+            pass
+        time.sleep(0.05)
+    return st
+
+
 class Cluster:
     """raft-kv processes with ids 1..n (and spares), durable by default."""
 

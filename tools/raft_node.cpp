@@ -20,7 +20,6 @@
 // reached, 64 on a usage error.
 #include "actors/network.hpp"
 #include "storage/file_store.hpp"
-#include "storage/memory_store.hpp"
 #include "storage/typed_state_machine.hpp"
 
 #include <boost/serialization/vector.hpp>
@@ -227,38 +226,26 @@ int serve(const flags& f) {
     return 64;
   }
   caf::actor_system sys{sys_cfg};
-  std::shared_ptr<stable_store> stable;
-  std::shared_ptr<log_store> log;
-  std::shared_ptr<snapshot_store> snaps;
-  bool fresh = true;
-  if (f.has("memory")) {
-    stable = std::make_shared<memory_stable_store>();
-    log = std::make_shared<memory_log_store>();
-    snaps = std::make_shared<memory_snapshot_store>();
-  } else {
-    try {
-      auto dir = data_dir::open(posix_file_system(), f.get("data"), cfg.core.id,
-                                cfg.core.cluster_id);
-      fresh = dir.created || dir.log->last_id().index == 0;
-      stable = std::move(dir.stable);
-      log = std::move(dir.log);
-      snaps = std::move(dir.snapshots);
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "raft-node: cannot open the data directory: %s\n",
-                   e.what());
-      return 2;
-    }
+  node_store_set stores;
+  try {
+    stores = open_node_stores(f.has("memory") ? std::nullopt
+                                              : std::optional(f.get("data")),
+                              cfg.core.id, cfg.core.cluster_id);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "raft-node: cannot open the data directory: %s\n",
+                 e.what());
+    return 2;
   }
   network_node n;
   try {
-    n = spawn_network_node(sys, cfg, net, std::make_shared<journal>(), stable,
-                           log, snaps);
+    n = spawn_network_node(sys, cfg, net, std::make_shared<journal>(),
+                           stores.stable, stores.log, stores.snapshots);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "raft-node: %s\n", e.what());
     return 2;
   }
   if (f.has("init")) {
-    if (fresh)
+    if (stores.fresh)
       caf::anon_send(n.node, admin_initialize{members});
     else
       SPDLOG_INFO("node {}: --init ignored: the store is initialised already",

@@ -4,7 +4,6 @@
 #include "examples/kvstore/kv_http.hpp"
 #include "examples/kvstore/kv_machine.hpp"
 #include "storage/file_store.hpp"
-#include "storage/memory_store.hpp"
 
 #include <caf/all.hpp>
 
@@ -280,41 +279,28 @@ int main(int argc, char** argv) {
   caf::actor_system_config sys_cfg;
   configure_network(sys_cfg, net);
   caf::actor_system sys{sys_cfg};
-  std::shared_ptr<stable_store> stable;
-  std::shared_ptr<log_store> log;
-  std::shared_ptr<snapshot_store> snaps;
-  bool fresh = true;
-  if (f.count("memory")) {
-    stable = std::make_shared<memory_stable_store>();
-    log = std::make_shared<memory_log_store>();
-    snaps = std::make_shared<memory_snapshot_store>();
-  } else {
-    auto dir = f.count("data")
-                 ? f.at("data")
-                 : "./raft-kv-data/" + std::to_string(cfg.core.id);
-    try {
-      auto d = data_dir::open(posix_file_system(), dir, cfg.core.id,
-                              cfg.core.cluster_id);
-      fresh = d.created || d.log->last_id().index == 0;
-      stable = std::move(d.stable);
-      log = std::move(d.log);
-      snaps = std::move(d.snapshots);
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "raft-kv: cannot open the data directory %s: %s\n",
-                   dir.c_str(), e.what());
-      return 2;
-    }
+  auto dir = f.count("data") ? f.at("data")
+                             : "./raft-kv-data/" + std::to_string(cfg.core.id);
+  node_store_set stores;
+  try {
+    stores
+      = open_node_stores(f.count("memory") ? std::nullopt : std::optional(dir),
+                         cfg.core.id, cfg.core.cluster_id);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "raft-kv: cannot open the data directory %s: %s\n",
+                 dir.c_str(), e.what());
+    return 2;
   }
   network_node n;
   try {
     n = spawn_network_node(sys, cfg, net, std::make_shared<kv::kv_machine>(),
-                           stable, log, snaps);
+                           stores.stable, stores.log, stores.snapshots);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "raft-kv: %s\n", e.what());
     return 2;
   }
   if (init) {
-    if (fresh)
+    if (stores.fresh)
       caf::anon_send(n.node, admin_initialize{init->members});
     else
       SPDLOG_INFO("node {}: --init ignored: the store is initialised already",

@@ -2,6 +2,7 @@
 // hostile clients (huge announced lengths, unknown operations, bad flags)
 // refused by check_command without allocating.
 #include "examples/kvstore/kv_machine.hpp"
+#include "tests/memory_usage.hpp"
 
 #include <doctest/doctest.h>
 
@@ -10,6 +11,7 @@
 
 using namespace raft_actor;
 using namespace raft_actor::kv;
+using raft_actor::test::peak_rss_kb;
 
 namespace {
 
@@ -49,15 +51,6 @@ kv_answer get(const kv_machine& sm, const std::string& k) {
   kv_query q;
   q.key = k;
   return kv_machine::decode_answer(sm.query(kv_machine::encode_query(q)));
-}
-
-long peak_rss_kb() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("VmHWM:", 0) == 0)
-      return std::stol(line.substr(6));
-  return 0;
 }
 
 } // namespace

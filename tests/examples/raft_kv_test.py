@@ -20,7 +20,8 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "..", "tools"))
-from raft_kv_cluster import Cluster, free_ports, jrequest, request  # noqa: E402
+from raft_kv_cluster import (Cluster, free_ports, jrequest,  # noqa: E402
+                             request, wait_until_leader)
 
 RAFT_KV = None
 
@@ -333,15 +334,7 @@ class RaftKvTest(unittest.TestCase):
             preexec_fn=limit, stdout=log, stderr=log)
         log.close()
         try:
-            deadline = time.time() + 10
-            while time.time() < deadline:
-                try:
-                    s, st = jrequest(http_port, "GET", "/status", timeout=2)
-                    if s == 200 and st["role"] == "leader":
-                        break
-                except OSError:
-                    pass
-                time.sleep(0.05)
+            wait_until_leader(http_port)
             statuses = []
             for i in range(40):
                 s, b = jrequest(http_port, "PUT", "/kv/k%d" % i,
@@ -389,16 +382,7 @@ class RaftKvTest(unittest.TestCase):
                                  stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL)
             try:
-                deadline = time.time() + 10
-                st = None
-                while time.time() < deadline:
-                    try:
-                        s, st = jrequest(http_port, "GET", "/status", timeout=2)
-                        if s == 200 and st["role"] == "leader":
-                            break
-                    except OSError:
-                        pass
-                    time.sleep(0.1)
+                st = wait_until_leader(http_port)
                 self.assertEqual(st["id"], 9)
                 self.assertEqual(st["role"], "leader")
             finally:

@@ -4,6 +4,7 @@
 // impossible indices, huge terms, oversize payloads, floods) over a real
 // connection. Every node must stay up and the cluster must go on committing
 // writes afterwards.
+#include "tests/memory_usage.hpp"
 #include "tests/network/process_cluster.hpp"
 
 #include <doctest/doctest.h>
@@ -174,16 +175,6 @@ TEST_CASE("fuzz: random bytes and mutated Raft messages on a node's port "
   REQUIRE(j);
   for (uint64_t v = 1; v <= 20; ++v)
     CHECK(std::find(j->begin(), j->end(), v) != j->end());
-}
-
-/// Resident memory of process `pid` in KiB (0 if unknown).
-long rss_kb(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("VmRSS:", 0) == 0)
-      return std::stol(line.substr(6));
-  return 0;
 }
 
 TEST_CASE("network: without TLS, a frame announcing 4 GiB and the packets "

@@ -4,6 +4,7 @@
 // certificate, key and CA (CAF would silently fall back to anonymous
 // ciphers).
 #include "actors/io_loop.hpp"
+#include "tests/memory_usage.hpp"
 #include "tests/network/process_cluster.hpp"
 
 #include <caf/all.hpp>
@@ -43,14 +44,15 @@ network_config client_net(const process_cluster::tls_files* files) {
   return net;
 }
 
-/// Resident memory of process `pid` in KiB (0 if unknown).
-long rss_kb(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("VmRSS:", 0) == 0)
-      return std::stol(line.substr(6));
-  return 0;
+/// TLS files signed by `ca` for the client (at key 0) and nodes 1 to 3
+/// (common names node1..node3).
+std::map<node_id, process_cluster::tls_files>
+cluster_files(const std::string& dir, const std::string& ca) {
+  std::map<node_id, process_cluster::tls_files> files;
+  files[0] = make_leaf(dir, ca, "client");
+  for (node_id id = 1; id <= 3; ++id)
+    files[id] = make_leaf(dir, ca, "node" + std::to_string(id));
+  return files;
 }
 
 } // namespace
@@ -60,10 +62,7 @@ TEST_CASE("tls: members with certificates of the cluster CA form a cluster; "
   scratch_dir certs;
   auto ca = make_ca(certs.path, "cluster-ca");
   auto other_ca = make_ca(certs.path, "other-ca");
-  std::map<node_id, process_cluster::tls_files> files;
-  files[0] = make_leaf(certs.path, ca, "client");
-  for (node_id id = 1; id <= 3; ++id)
-    files[id] = make_leaf(certs.path, ca, "node" + std::to_string(id));
+  auto files = cluster_files(certs.path, ca);
   auto stranger = make_leaf(certs.path, other_ca, "stranger");
 
   process_cluster c(3, files);
@@ -169,10 +168,7 @@ TEST_CASE("tls: a stream of strangers' empty and garbage connections does not "
           "transport blamed their failed handshakes on healthy connections)") {
   scratch_dir certs;
   auto ca = make_ca(certs.path, "cluster-ca");
-  std::map<node_id, process_cluster::tls_files> files;
-  files[0] = make_leaf(certs.path, ca, "client");
-  for (node_id id = 1; id <= 3; ++id)
-    files[id] = make_leaf(certs.path, ca, "node" + std::to_string(id));
+  auto files = cluster_files(certs.path, ca);
   process_cluster c(3, files);
   auto ids = c.ids();
   std::set<node_id> all(ids.begin(), ids.end());
@@ -252,10 +248,7 @@ TEST_CASE("tls: a certificate speaks only for the node it names: a client's "
           "certificate cannot say hello as a member") {
   scratch_dir certs;
   auto ca = make_ca(certs.path, "cluster-ca");
-  std::map<node_id, process_cluster::tls_files> files;
-  files[0] = make_leaf(certs.path, ca, "client");
-  for (node_id id = 1; id <= 3; ++id)
-    files[id] = make_leaf(certs.path, ca, "node" + std::to_string(id));
+  auto files = cluster_files(certs.path, ca);
   process_cluster c(3, files);
   auto ids = c.ids();
   std::set<node_id> all(ids.begin(), ids.end());

@@ -50,17 +50,27 @@ bool wire_socket::send_body(const std::vector<uint8_t>& body) {
   return send_raw(bytes);
 }
 
-bool wire_socket::read_exact(uint8_t* out, size_t n,
-                             std::chrono::steady_clock::time_point deadline) {
-  size_t done = 0;
-  while (done < n) {
+bool wire_socket::readable(std::chrono::steady_clock::time_point deadline) {
+  for (;;) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
                   deadline - std::chrono::steady_clock::now())
                   .count();
     if (left <= 0)
       return false;
     pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(left)) <= 0)
+    auto r = ::poll(&p, 1, static_cast<int>(left));
+    if (r < 0)
+      return false;
+    if (r > 0)
+      return true;
+  }
+}
+
+bool wire_socket::read_exact(uint8_t* out, size_t n,
+                             std::chrono::steady_clock::time_point deadline) {
+  size_t done = 0;
+  while (done < n) {
+    if (!readable(deadline))
       return false;
     auto got = ::recv(fd_, out + done, n - done, 0);
     if (got <= 0)
@@ -97,16 +107,8 @@ bool wire_socket::closed_by_peer(std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   uint8_t buf[4096];
   for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                  deadline - std::chrono::steady_clock::now())
-                  .count();
-    if (left <= 0)
+    if (!readable(deadline))
       return false;
-    pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(left)) < 0)
-      return false;
-    if (p.revents == 0)
-      continue;
     if (::recv(fd_, buf, sizeof buf, 0) <= 0)
       return true;
   }

@@ -35,6 +35,9 @@ public:
   bool closed_by_peer(std::chrono::milliseconds timeout);
 
 private:
+  /// Waits until something can be read (or the peer closed); false on
+  /// error or at the deadline.
+  bool readable(std::chrono::steady_clock::time_point deadline);
   /// Reads exactly n bytes; false on close, error or timeout.
   bool read_exact(uint8_t* out, size_t n,
                   std::chrono::steady_clock::time_point deadline);

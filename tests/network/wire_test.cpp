@@ -2,6 +2,7 @@
 // it must (bad magic or version, unknown kinds and alternatives, unknown
 // enum values, stray bytes) without crashing on any input.
 #include "actors/wire.hpp"
+#include "tests/memory_usage.hpp"
 
 #include "messages/caf_inspect.hpp"
 
@@ -15,6 +16,7 @@
 #include <string>
 
 using namespace raft_actor;
+using raft_actor::test::peak_rss_kb;
 
 namespace {
 
@@ -142,20 +144,6 @@ TEST_CASE("wire: random and mutated bodies never crash the decoder and "
   }
   MESSAGE("decoded ", decoded, " of 20000");
 }
-
-namespace {
-
-/// Peak resident memory of this process in KiB.
-long peak_rss_kb() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("VmHWM:", 0) == 0)
-      return std::stol(line.substr(6));
-  return 0;
-}
-
-} // namespace
 
 TEST_CASE("wire: a byte vector announcing 4 GiB in a tiny frame is refused "
           "without allocating it") {
