@@ -118,6 +118,8 @@ class RaftKvTest(unittest.TestCase):
             ("POST", "/cas/x", "not json", {}, 400),
             ("POST", "/cas/x", {"value": "v"}, {}, 400),
             ("POST", "/cas/x", {"expected": 1, "value": "v"}, {}, 400),
+            ("POST", "/cas/x", "[" * 1000000, {}, 400),
+            ("POST", "/cluster/membership", "{\"a\":" * 100000, {}, 400),
             ("PUT", "/kv/x", "v", {"Raft-Client-Id": "7"}, 400),
             ("PUT", "/kv/x", "v", {"Raft-Client-Id": "a",
                                    "Raft-Sequence": "1"}, 400),
